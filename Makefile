@@ -1,0 +1,102 @@
+# xsocket: `make` builds the library and header, `make test` runs every test,
+# `make demo` runs the loopback tour, `make bench` compares xsocket with the kernel.
+
+CARGO   ?= cargo
+CC      ?= cc
+BUILD   := build
+RELEASE := target/release
+LIBSO   := $(RELEASE)/libxsocket.so
+LIBA    := $(RELEASE)/libxsocket.a
+# What a static libxsocket.a needs besides itself (cargo --print native-static-libs).
+STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+
+CWARN   := -Wall -Wextra -Werror -Wno-unused-parameter
+CFLAGS  ?= -g -O1
+ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(CWARN) $(CFLAGS) -Iinclude -Ic-tests/lib
+HARNESS := c-tests/lib/harness.c c-tests/lib/api.c
+HARNESS_H := c-tests/lib/harness.h c-tests/lib/api.h include/xsocket.h
+
+TESTS      := $(patsubst c-tests/%.c,%,$(wildcard c-tests/test_*.c))
+TEST_BINS  := $(addprefix $(BUILD)/,$(TESTS))
+ASAN_BINS  := $(addprefix $(BUILD)/asan/,$(TESTS))
+RUN_SO     := env LD_LIBRARY_PATH=$(RELEASE)
+VALGRIND   := valgrind -q --error-exitcode=99 --leak-check=full \
+              --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
+
+.PHONY: all lib test rust-test lint header-check symbols-check c-test asan-test \
+        valgrind-test demo bench clean
+
+all: lib
+
+# cargo decides what to rebuild; build.rs rewrites include/xsocket.h.
+lib:
+	$(CARGO) build --release --locked
+
+$(LIBSO) $(LIBA) include/xsocket.h: lib
+
+# ----- tests -----
+
+test: lib header-check symbols-check lint rust-test c-test asan-test valgrind-test
+	@echo "make test: all suites passed"
+
+rust-test:
+	$(CARGO) test --release --locked
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --release --locked --all-targets -- -D warnings
+
+# The header is committed; a build that changes it means the committed copy is stale.
+header-check: lib
+	@if git rev-parse --git-dir >/dev/null 2>&1; then \
+	  git diff --exit-code -- include/xsocket.h >/dev/null || \
+	  { echo "include/xsocket.h is stale: commit the regenerated header"; exit 1; }; \
+	  echo "header-check: include/xsocket.h is up to date"; \
+	else echo "header-check: not a git checkout, cannot compare"; exit 1; fi
+
+# Only xs_* functions may be exported from the shared library.
+symbols-check: lib
+	@extra=$$(nm -D --defined-only $(LIBSO) | awk '{print $$3}' | grep -v '^xs_' || true); \
+	if [ -n "$$extra" ]; then echo "symbols-check: unexpected exports:"; echo "$$extra"; exit 1; fi; \
+	echo "symbols-check: only xs_* symbols exported ($$(nm -D --defined-only $(LIBSO) | wc -l))"
+
+$(BUILD)/%: c-tests/%.c $(HARNESS) $(HARNESS_H) $(LIBSO)
+	@mkdir -p $(BUILD)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(HARNESS) -L$(RELEASE) -lxsocket -lpthread
+
+# AddressSanitizer + UBSan builds link the static library, so both products are tested.
+$(BUILD)/asan/%: c-tests/%.c $(HARNESS) $(HARNESS_H) $(LIBA)
+	@mkdir -p $(BUILD)/asan
+	$(CC) $(ALL_CFLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer -o $@ $< $(HARNESS) \
+	  $(LIBA) $(STATIC_LIBS)
+
+c-test: $(TEST_BINS)
+	@set -e; for t in $(TEST_BINS); do echo "== $$t"; $(RUN_SO) $$t; done
+
+asan-test: $(ASAN_BINS)
+	@set -e; for t in $(ASAN_BINS); do echo "== $$t (ASan+UBSan)"; \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=halt_on_error=1 $$t; done
+
+valgrind-test: $(TEST_BINS)
+	@set -e; for t in $(TEST_BINS); do echo "== $$t (valgrind)"; \
+	  XSOCKET_TEST_SLOW=1 $(RUN_SO) $(VALGRIND) $$t; done
+
+# ----- demo and bench -----
+
+$(BUILD)/demo: examples/demo.c include/xsocket.h $(LIBSO)
+	@mkdir -p $(BUILD)
+	$(CC) -std=gnu11 $(CWARN) -O2 -Iinclude -o $@ $< -L$(RELEASE) -lxsocket
+
+demo: $(BUILD)/demo
+	$(RUN_SO) $(BUILD)/demo
+
+$(BUILD)/bench: bench/bench.c include/xsocket.h $(LIBA)
+	@mkdir -p $(BUILD)
+	$(CC) -std=gnu11 $(CWARN) -O2 -Iinclude -o $@ $< $(LIBA) $(STATIC_LIBS)
+
+bench: lib $(BUILD)/bench
+	$(BUILD)/bench
+
+clean:
+	$(CARGO) clean
+	rm -rf $(BUILD)

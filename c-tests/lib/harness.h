@@ -1,0 +1,113 @@
+/* A small test harness for xsocket's C tests.
+ *
+ * CHECK(cond)            the condition must hold.
+ * XS_PASS(expr)          expr must not return a negative value.
+ * XS_FAIL(expr, ERRNO)   expr must return -1 with errno == ERRNO.
+ * REC(t, expr)           evaluates expr and records its value and errno in trace t,
+ *                        so runs against the kernel and against xsocket can be compared.
+ * REC_BYTES(t, buf, n)   records n bytes (as a checksum) in trace t.
+ *
+ * A test program defines scenarios with SCENARIO(name) { ... } taking (const struct
+ * api *A, struct trace *t) and lists them in main with RUN_COMPARED / RUN_ONCE.
+ * Failures print file:line, the expression, errno text and xs_last_error().
+ * The program ends with "N passed, M failed" and exits non-zero on any failure. */
+#ifndef XS_TEST_HARNESS_H
+#define XS_TEST_HARNESS_H
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "xsocket.h"
+
+#define TRACE_MAX 512
+
+struct trace_entry {
+    int line;
+    long value;
+    int err;
+    const char *what;
+};
+
+struct trace {
+    struct trace_entry e[TRACE_MAX];
+    int n;
+};
+
+extern int harness_failures;      /* failed checks in the current scenario */
+extern const char *harness_name;  /* current scenario, for messages */
+extern const char *harness_api;   /* current api name */
+
+void harness_fail(const char *file, int line, const char *expr, int err);
+void trace_add(struct trace *t, int line, const char *what, long value, int err);
+uint64_t checksum(const void *buf, size_t n);
+
+#define CHECK(cond)                                                                       \
+    do {                                                                                  \
+        if (!(cond)) harness_fail(__FILE__, __LINE__, #cond, 0);                          \
+    } while (0)
+
+#define XS_PASS(expr)                                                                     \
+    ({                                                                                    \
+        errno = 0;                                                                        \
+        long xs_v_ = (long)(expr);                                                        \
+        if (xs_v_ < 0) harness_fail(__FILE__, __LINE__, #expr, errno);                    \
+        xs_v_;                                                                            \
+    })
+
+#define XS_FAIL(expr, want)                                                               \
+    do {                                                                                  \
+        errno = 0;                                                                        \
+        long xs_v_ = (long)(expr);                                                        \
+        int xs_e_ = errno;                                                                \
+        if (xs_v_ != -1 || xs_e_ != (want)) {                                             \
+            fprintf(stderr, "  expected -1 with %s, got %ld with errno %d (%s)\n", #want,  \
+                    xs_v_, xs_e_, strerror(xs_e_));                                       \
+            harness_fail(__FILE__, __LINE__, #expr, xs_e_);                               \
+        }                                                                                 \
+    } while (0)
+
+#define REC(t, expr)                                                                      \
+    ({                                                                                    \
+        errno = 0;                                                                        \
+        long rec_v_ = (long)(expr);                                                       \
+        trace_add((t), __LINE__, #expr, rec_v_, rec_v_ < 0 ? errno : 0);                 \
+        rec_v_;                                                                           \
+    })
+
+#define REC_BYTES(t, buf, n) trace_add((t), __LINE__, "bytes " #buf, (long)checksum((buf), (n)), 0)
+
+typedef void (*scenario_fn)(const struct api *A, struct trace *t);
+
+#define SCENARIO(name) static void name(const struct api *A, struct trace *t)
+
+/* Runs a scenario against the kernel and against xsocket; both must pass their checks
+ * and record the same trace. */
+void run_compared(const char *name, scenario_fn fn);
+/* Runs a scenario once, against xsocket. */
+void run_once(const char *name, scenario_fn fn);
+#define RUN_COMPARED(fn) run_compared(#fn, fn)
+#define RUN_ONCE(fn) run_once(#fn, fn)
+/* Prints the summary line and returns the exit status. */
+int harness_finish(void);
+
+/* Loopback helpers. */
+#include <netinet/in.h>
+#include <sys/un.h>
+/* 127.0.0.1 (AF_INET) or ::1 (AF_INET6) with the given port (host order). */
+socklen_t loopback(int family, int port, struct sockaddr_storage *out);
+/* A fresh Unix path in a private temp dir (abstract: a unique "@name" when abstract=1). */
+socklen_t unix_addr(int abstract, struct sockaddr_un *out);
+/* The port of a bound socket. */
+int bound_port(const struct api *A, int s);
+/* A listening socket on loopback (family AF_INET/AF_INET6/AF_UNIX); fills its address. */
+int listener(const struct api *A, int family, int type, struct sockaddr_storage *addr, socklen_t *len);
+/* Connects a new socket of the given type to addr (blocking). */
+int connected(const struct api *A, int family, int type, const struct sockaddr_storage *addr, socklen_t len);
+/* Milliseconds on a monotonic clock. */
+long now_ms(void);
+
+#endif

@@ -1,0 +1,99 @@
+//! Socket options: `xs_setsockopt`, `xs_getsockopt`.
+
+use std::ffi::{c_int, c_void};
+
+use libc::socklen_t;
+
+use super::{ffi_call, non_null, socket_of, types::XS_SOL_XSOCKET};
+use crate::{error::Error, options, sys::syscall};
+
+/// Sets a socket option, as `setsockopt(2)`.
+///
+/// Kernel levels (`SOL_SOCKET`, `IPPROTO_TCP`, `IPPROTO_IP`, `IPPROTO_IPV6`, …) go to
+/// the kernel socket unchanged: `SO_REUSEADDR`, `SO_REUSEPORT`, `SO_KEEPALIVE`,
+/// `SO_RCVTIMEO`/`SO_SNDTIMEO` (`struct timeval`), `SO_LINGER`, `SO_SNDBUF`,
+/// `SO_RCVBUF`, `TCP_NODELAY`, `IPV6_V6ONLY` and the rest behave and read back
+/// exactly as on a kernel socket. Level `XS_SOL_XSOCKET` takes xsocket's own options
+/// (`XS_SO_*`).
+///
+/// Returns 0, or -1 with errno: `EBADF`, `EFAULT` (bad `optval`), `EINVAL` (bad
+/// `optlen` or value), `ENOPROTOOPT` (unknown option, or read-only).
+///
+/// # Safety
+/// `optval` must point to `optlen` readable bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xs_setsockopt(
+    sid: c_int,
+    level: c_int,
+    optname: c_int,
+    optval: *const c_void,
+    optlen: socklen_t,
+) -> c_int {
+    ffi_call!("xs_setsockopt", {
+        let socket = socket_of(sid)?;
+        if level != XS_SOL_XSOCKET {
+            syscall!(
+                "setsockopt",
+                setsockopt(socket.raw_fd(), level, optname, optval, optlen)
+            )?;
+            return Ok(0);
+        }
+        if optlen > 0 {
+            non_null(optval, "optval")?;
+        }
+        let value: &[u8] = if optlen == 0 {
+            &[]
+        } else {
+            // SAFETY: non-NULL, and the caller promises `optlen` readable bytes.
+            unsafe { std::slice::from_raw_parts(optval.cast(), optlen as usize) }
+        };
+        options::set(&socket, optname, value)?;
+        Ok(0)
+    })
+}
+
+/// Reads a socket option, as `getsockopt(2)`: kernel levels go to the kernel socket,
+/// `XS_SOL_XSOCKET` reads xsocket's own options (all `int`). `*optlen` is the size of
+/// `optval` on entry and the size written on return.
+///
+/// Returns 0, or -1 with errno: `EBADF`, `EFAULT` (NULL `optval` or `optlen`),
+/// `EINVAL` (`*optlen` too small), `ENOPROTOOPT` (unknown option), or for
+/// `XS_SO_NOTIFY_FD` the errors of making an eventfd (`EMFILE`, `ENFILE`).
+///
+/// # Safety
+/// `optlen` must be valid for reading and writing and `optval` for `*optlen` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xs_getsockopt(
+    sid: c_int,
+    level: c_int,
+    optname: c_int,
+    optval: *mut c_void,
+    optlen: *mut socklen_t,
+) -> c_int {
+    ffi_call!("xs_getsockopt", {
+        let socket = socket_of(sid)?;
+        if level != XS_SOL_XSOCKET {
+            syscall!(
+                "getsockopt",
+                getsockopt(socket.raw_fd(), level, optname, optval, optlen)
+            )?;
+            return Ok(0);
+        }
+        non_null(optlen, "optlen")?;
+        non_null(optval, "optval")?;
+        // SAFETY: non-NULL, and the caller promises it is valid.
+        let room = unsafe { *optlen } as usize;
+        if room < size_of::<c_int>() {
+            return Err(Error::InvalidArgument(
+                "optlen is smaller than an int".into(),
+            ));
+        }
+        let value = options::get(&socket, optname)?;
+        // SAFETY: `optval` has room for an int (checked above); it may be unaligned.
+        unsafe {
+            optval.cast::<c_int>().write_unaligned(value);
+            *optlen = size_of::<c_int>() as socklen_t;
+        }
+        Ok(0)
+    })
+}

@@ -1,0 +1,435 @@
+//! One open socket: a kernel socket behind a sid, shared by the calling threads and
+//! the event thread.
+//!
+//! The data path runs in the calling thread: each call goes straight to the kernel
+//! socket with the caller's own blocking mode, flags and timeouts, so protocol-0
+//! sockets behave exactly as kernel sockets do and pay no thread hop.
+//!
+//! Closing from another thread: every call that may block counts itself in
+//! `waiters`. [`Socket::close`] marks the socket closed and, when anyone is inside a
+//! call, shuts the kernel socket down, which wakes blocked `recv`, `send`, `accept`,
+//! `connect` and `poll` calls in the kernel. They then fail with `EBADF`. The
+//! kernel descriptor itself is closed only when the last reference is dropped, so
+//! a descriptor number is never reused while a thread may still use it.
+
+use std::{
+    os::fd::{AsRawFd, OwnedFd, RawFd},
+    sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering::SeqCst},
+};
+
+use crate::{
+    addr,
+    error::{Error, Result},
+    log::{self, Level},
+    sys::{self, syscall},
+};
+
+/// An open socket. Lives in the sid table until closed, and as long as any call uses it.
+#[derive(Debug)]
+pub(crate) struct Socket {
+    sid: i32,
+    fd: OwnedFd,
+    domain: i32,
+    sock_type: i32,
+    /// The caller's `O_NONBLOCK`, mirrored on the kernel socket.
+    nonblocking: AtomicBool,
+    closed: AtomicBool,
+    /// Calls currently inside this socket that may block.
+    waiters: AtomicUsize,
+    /// Bound on a blocking `connect`, in milliseconds; 0 means the kernel's own.
+    connect_timeout_ms: AtomicU32,
+    /// The notification eventfd (raw; -1 until asked for). Owned: closed on drop.
+    notify_fd: AtomicI32,
+    /// Whether this socket waits in the event thread's attention list.
+    pub(crate) attention_queued: AtomicBool,
+}
+
+/// Marks a call as inside the socket for as long as it lives (see [`Socket::enter`]).
+#[derive(Debug)]
+pub(crate) struct InCall<'a>(&'a AtomicUsize);
+
+impl Drop for InCall<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
+}
+
+impl Socket {
+    /// Wraps a kernel socket. `nonblocking` must match the descriptor's `O_NONBLOCK`.
+    pub(crate) fn new(
+        sid: i32,
+        fd: OwnedFd,
+        domain: i32,
+        sock_type: i32,
+        nonblocking: bool,
+    ) -> Self {
+        Self {
+            sid,
+            fd,
+            domain,
+            sock_type,
+            nonblocking: AtomicBool::new(nonblocking),
+            closed: AtomicBool::new(false),
+            waiters: AtomicUsize::new(0),
+            connect_timeout_ms: AtomicU32::new(0),
+            notify_fd: AtomicI32::new(-1),
+            attention_queued: AtomicBool::new(false),
+        }
+    }
+
+    /// The socket's id.
+    pub(crate) fn sid(&self) -> i32 {
+        self.sid
+    }
+
+    /// The kernel descriptor.
+    pub(crate) fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// The address family given to `xs_socket`.
+    pub(crate) fn domain(&self) -> i32 {
+        self.domain
+    }
+
+    /// The socket type given to `xs_socket`, without `SOCK_NONBLOCK`/`SOCK_CLOEXEC`.
+    pub(crate) fn sock_type(&self) -> i32 {
+        self.sock_type
+    }
+
+    /// Whether `xs_close` was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(SeqCst)
+    }
+
+    /// Enters a call that may block, so that [`Socket::close`] wakes it; fails if the
+    /// socket is already closed.
+    pub(crate) fn enter(&self) -> Result<InCall<'_>> {
+        self.waiters.fetch_add(1, SeqCst);
+        let guard = InCall(&self.waiters);
+        if self.closed.load(SeqCst) {
+            return Err(Error::ClosedWhileInUse);
+        }
+        Ok(guard)
+    }
+
+    /// Runs one kernel call that may block, so that `xs_close` from another thread can
+    /// wake it. A call cut short by that close fails with [`Error::ClosedWhileInUse`].
+    fn blocking(&self, op: &'static str, call: impl FnOnce() -> isize) -> Result<isize> {
+        let _in_call = self.enter()?;
+        let rc = call();
+        let err = (rc < 0).then(|| Error::last_os(op));
+        if rc <= 0 && self.closed.load(SeqCst) {
+            return Err(Error::ClosedWhileInUse);
+        }
+        err.map_or(Ok(rc), Err)
+    }
+
+    /// Marks the socket closed and wakes every call blocked on it.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, SeqCst);
+        if self.waiters.load(SeqCst) > 0 {
+            // Wakes blocked calls; the descriptor stays open until the last user leaves.
+            // SAFETY: shutdown on a descriptor we own.
+            unsafe { libc::shutdown(self.raw_fd(), libc::SHUT_RDWR) };
+        }
+        if let Some(fd) = self.notify() {
+            sys::eventfd_signal(fd);
+        }
+    }
+
+    // ===== set-up =====
+
+    /// `bind(2)`.
+    ///
+    /// # Safety
+    /// `addr` and `len` are passed to the kernel as given; the kernel checks them.
+    pub(crate) unsafe fn bind(
+        &self,
+        addr: *const libc::sockaddr,
+        len: libc::socklen_t,
+    ) -> Result<()> {
+        syscall!("bind", bind(self.raw_fd(), addr, len))?;
+        log_debug_event(self, "bound to", false);
+        Ok(())
+    }
+
+    /// `listen(2)`.
+    pub(crate) fn listen(&self, backlog: i32) -> Result<()> {
+        syscall!("listen", listen(self.raw_fd(), backlog))?;
+        log_debug_event(self, "listening on", false);
+        Ok(())
+    }
+
+    /// `accept4(2)`: the accepted kernel socket, always close-on-exec.
+    ///
+    /// # Safety
+    /// `addr` and `len` are passed to the kernel as given; the kernel checks them.
+    pub(crate) unsafe fn accept(
+        &self,
+        addr: *mut libc::sockaddr,
+        len: *mut libc::socklen_t,
+        flags: i32,
+    ) -> Result<OwnedFd> {
+        let fd = self.blocking("accept", || {
+            // SAFETY: pointers go to the kernel unchanged (caller's contract).
+            unsafe { libc::accept4(self.raw_fd(), addr, len, flags | libc::SOCK_CLOEXEC) as isize }
+        })?;
+        // SAFETY: accept4 returned a new descriptor that nothing else owns.
+        Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as RawFd) })
+    }
+
+    /// `connect(2)`, bounded by the connect timeout when one is set on a blocking socket.
+    ///
+    /// # Safety
+    /// `addr` and `len` are passed to the kernel as given; the kernel checks them.
+    pub(crate) unsafe fn connect(
+        &self,
+        addr: *const libc::sockaddr,
+        len: libc::socklen_t,
+    ) -> Result<()> {
+        let timeout_ms = self.connect_timeout_ms.load(SeqCst);
+        if timeout_ms == 0 || self.nonblocking.load(SeqCst) {
+            self.blocking("connect", || {
+                // SAFETY: pointers go to the kernel unchanged (caller's contract).
+                unsafe { libc::connect(self.raw_fd(), addr, len) as isize }
+            })?;
+        } else {
+            // SAFETY: same contract as this function.
+            unsafe { self.connect_bounded(addr, len, timeout_ms)? };
+        }
+        log_debug_event(self, "connected to", true);
+        Ok(())
+    }
+
+    /// Starts a non-blocking connect and waits for it at most `timeout_ms`.
+    unsafe fn connect_bounded(
+        &self,
+        addr: *const libc::sockaddr,
+        len: libc::socklen_t,
+        timeout_ms: u32,
+    ) -> Result<()> {
+        let fd = self.raw_fd();
+        let flags = syscall!("fcntl", fcntl(fd, libc::F_GETFL))?;
+        syscall!("fcntl", fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK))?;
+        // SAFETY: pointers go to the kernel unchanged (caller's contract).
+        let rc = unsafe { libc::connect(fd, addr, len) };
+        let errno = std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO);
+        syscall!("fcntl", fcntl(fd, libc::F_SETFL, flags))?;
+        if rc == 0 {
+            return Ok(());
+        }
+        if errno != libc::EINPROGRESS {
+            return Err(sys::os_error("connect", errno));
+        }
+        let in_call = self.enter()?;
+        let timeout = i32::try_from(timeout_ms).unwrap_or(i32::MAX);
+        let revents = sys::poll_one(fd, libc::POLLOUT, timeout)?;
+        drop(in_call);
+        if self.closed.load(SeqCst) {
+            return Err(Error::ClosedWhileInUse);
+        }
+        if revents == 0 {
+            // Abandon the attempt so the socket does not connect later behind our back.
+            let unspec = libc::sockaddr {
+                sa_family: libc::AF_UNSPEC as _,
+                sa_data: [0; 14],
+            };
+            // SAFETY: a valid AF_UNSPEC address of the right size.
+            unsafe { libc::connect(fd, &unspec, size_of::<libc::sockaddr>() as _) };
+            return Err(Error::TimedOut("connect"));
+        }
+        match sys::take_socket_error(fd)? {
+            0 => Ok(()),
+            errno => Err(sys::os_error("connect", errno)),
+        }
+    }
+
+    // ===== data =====
+
+    /// `send(2)`, never raising SIGPIPE.
+    ///
+    /// # Safety
+    /// `buf` and `len` are passed to the kernel as given; the kernel checks them.
+    pub(crate) unsafe fn send(
+        &self,
+        buf: *const libc::c_void,
+        len: usize,
+        flags: i32,
+    ) -> Result<isize> {
+        self.blocking("send", || {
+            // SAFETY: pointers go to the kernel unchanged (caller's contract).
+            unsafe { libc::send(self.raw_fd(), buf, len, flags | libc::MSG_NOSIGNAL) }
+        })
+    }
+
+    /// `recv(2)`.
+    ///
+    /// # Safety
+    /// `buf` and `len` are passed to the kernel as given; the kernel checks them.
+    pub(crate) unsafe fn recv(
+        &self,
+        buf: *mut libc::c_void,
+        len: usize,
+        flags: i32,
+    ) -> Result<isize> {
+        self.blocking("recv", || {
+            // SAFETY: pointers go to the kernel unchanged (caller's contract).
+            unsafe { libc::recv(self.raw_fd(), buf, len, flags) }
+        })
+    }
+
+    /// `sendto(2)`, never raising SIGPIPE.
+    ///
+    /// # Safety
+    /// All pointers are passed to the kernel as given; the kernel checks them.
+    pub(crate) unsafe fn send_to(
+        &self,
+        buf: *const libc::c_void,
+        len: usize,
+        flags: i32,
+        to: *const libc::sockaddr,
+        to_len: libc::socklen_t,
+    ) -> Result<isize> {
+        self.blocking("sendto", || {
+            // SAFETY: pointers go to the kernel unchanged (caller's contract).
+            unsafe {
+                libc::sendto(
+                    self.raw_fd(),
+                    buf,
+                    len,
+                    flags | libc::MSG_NOSIGNAL,
+                    to,
+                    to_len,
+                )
+            }
+        })
+    }
+
+    /// `recvfrom(2)`.
+    ///
+    /// # Safety
+    /// All pointers are passed to the kernel as given; the kernel checks them.
+    pub(crate) unsafe fn recv_from(
+        &self,
+        buf: *mut libc::c_void,
+        len: usize,
+        flags: i32,
+        from: *mut libc::sockaddr,
+        from_len: *mut libc::socklen_t,
+    ) -> Result<isize> {
+        self.blocking("recvfrom", || {
+            // SAFETY: pointers go to the kernel unchanged (caller's contract).
+            unsafe { libc::recvfrom(self.raw_fd(), buf, len, flags, from, from_len) }
+        })
+    }
+
+    /// `sendmsg(2)`, never raising SIGPIPE.
+    ///
+    /// # Safety
+    /// `msg` is passed to the kernel as given; the kernel checks it.
+    pub(crate) unsafe fn send_msg(&self, msg: *const libc::msghdr, flags: i32) -> Result<isize> {
+        self.blocking("sendmsg", || {
+            // SAFETY: pointers go to the kernel unchanged (caller's contract).
+            unsafe { libc::sendmsg(self.raw_fd(), msg, flags | libc::MSG_NOSIGNAL) }
+        })
+    }
+
+    /// `recvmsg(2)`.
+    ///
+    /// # Safety
+    /// `msg` is passed to the kernel as given; the kernel checks it.
+    pub(crate) unsafe fn recv_msg(&self, msg: *mut libc::msghdr, flags: i32) -> Result<isize> {
+        self.blocking("recvmsg", || {
+            // SAFETY: pointers go to the kernel unchanged (caller's contract).
+            unsafe { libc::recvmsg(self.raw_fd(), msg, flags) }
+        })
+    }
+
+    /// `shutdown(2)`.
+    pub(crate) fn shutdown(&self, how: i32) -> Result<()> {
+        syscall!("shutdown", shutdown(self.raw_fd(), how))?;
+        Ok(())
+    }
+
+    // ===== state and options =====
+
+    /// Sets or clears `O_NONBLOCK` on the socket.
+    pub(crate) fn set_nonblocking(&self, on: bool) -> Result<()> {
+        let fd = self.raw_fd();
+        let flags = syscall!("fcntl", fcntl(fd, libc::F_GETFL))?;
+        let flags = if on {
+            flags | libc::O_NONBLOCK
+        } else {
+            flags & !libc::O_NONBLOCK
+        };
+        syscall!("fcntl", fcntl(fd, libc::F_SETFL, flags))?;
+        self.nonblocking.store(on, SeqCst);
+        Ok(())
+    }
+
+    /// The file status flags (`F_GETFL`).
+    pub(crate) fn status_flags(&self) -> Result<i32> {
+        syscall!("fcntl", fcntl(self.raw_fd(), libc::F_GETFL))
+    }
+
+    /// The connect timeout in milliseconds (0: none).
+    pub(crate) fn connect_timeout_ms(&self) -> u32 {
+        self.connect_timeout_ms.load(SeqCst)
+    }
+
+    /// Sets the connect timeout in milliseconds (0: none).
+    pub(crate) fn set_connect_timeout_ms(&self, ms: u32) {
+        self.connect_timeout_ms.store(ms, SeqCst);
+    }
+
+    /// The notification eventfd, if one was made. Borrowed: the socket owns it.
+    pub(crate) fn notify(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        match self.notify_fd.load(SeqCst) {
+            -1 => None,
+            // SAFETY: the descriptor stays open until this socket is dropped.
+            fd => Some(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }),
+        }
+    }
+
+    /// Makes the notification eventfd (once) and returns it with whether it is new.
+    pub(crate) fn make_notify(&self) -> Result<(RawFd, bool)> {
+        if let Some(fd) = self.notify() {
+            return Ok((fd.as_raw_fd(), false));
+        }
+        let fd = sys::eventfd()?;
+        let raw = fd.as_raw_fd();
+        match self.notify_fd.compare_exchange(-1, raw, SeqCst, SeqCst) {
+            Ok(_) => {
+                std::mem::forget(fd); // now owned by `notify_fd`, closed in Drop
+                Ok((raw, true))
+            }
+            // Another thread made one first; ours is closed as `fd` drops.
+            Err(existing) => Ok((existing, false)),
+        }
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        let notify = *self.notify_fd.get_mut();
+        if notify != -1 {
+            // SAFETY: we own this descriptor (see `make_notify`) and nobody else closes it.
+            unsafe { libc::close(notify) };
+        }
+        log::log!(Level::Trace, "sid {}: released", self.sid);
+    }
+}
+
+/// Logs "sid N: <what> <address>" at debug level, reading the address from the kernel.
+fn log_debug_event(sock: &Socket, what: &str, peer: bool) {
+    if log::enabled(Level::Debug) {
+        let addr = addr::of_socket(sock.raw_fd(), peer);
+        log::write(
+            Level::Debug,
+            format_args!("sid {}: {what} {addr}", sock.sid),
+        );
+    }
+}
