@@ -81,3 +81,60 @@ pub(crate) fn non_null<T>(ptr: *const T, what: &'static str) -> crate::error::Re
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CStr;
+
+    use super::*;
+
+    fn errno() -> i32 {
+        std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+    }
+
+    #[test]
+    fn a_panic_becomes_minus_one_with_eio() {
+        let rc: i32 = ffi_call!("xs_test", {
+            if errno() >= 0 {
+                panic!("boom");
+            }
+            Ok(0)
+        });
+        assert_eq!(rc, -1);
+        assert_eq!(errno(), libc::EIO);
+        // SAFETY: xs_last_error returns a valid C string owned by this thread.
+        let detail = unsafe { CStr::from_ptr(diag::xs_last_error()) };
+        assert_eq!(
+            detail.to_str().expect("utf-8"),
+            "xs_test: internal error: a Rust panic was caught at the C boundary"
+        );
+    }
+
+    #[test]
+    fn errors_set_errno_and_values_pass_through() {
+        let rc: isize = ffi_call!("xs_test", { Err(Error::BadSid(42)) });
+        assert_eq!((rc, errno()), (-1, libc::EBADF));
+        let rc: isize = ffi_call!("xs_test", { Ok(7) });
+        assert_eq!(rc, 7);
+        let ptr: *const c_char = ffi_call!("xs_test", { Err(Error::NullPointer("buf")) });
+        assert!(ptr.is_null());
+        assert_eq!(errno(), libc::EFAULT);
+    }
+
+    #[test]
+    fn strerror_adds_the_detail_of_the_last_failure_with_that_errno() {
+        let _: i32 = ffi_call!("xs_recv", { Err(Error::ClosedWhileInUse) });
+        // SAFETY: xs_strerror returns a valid C string owned by this thread.
+        let text = |e| {
+            unsafe { CStr::from_ptr(diag::xs_strerror(e)) }
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(
+            text(libc::EBADF),
+            "Bad file descriptor (xs_recv: socket was closed by another thread)"
+        );
+        assert_eq!(text(libc::ENOENT), "No such file or directory");
+    }
+}
