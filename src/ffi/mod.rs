@@ -124,8 +124,8 @@ mod tests {
     #[test]
     fn strerror_adds_the_detail_of_the_last_failure_with_that_errno() {
         let _: i32 = ffi_call!("xs_recv", { Err(Error::ClosedWhileInUse) });
-        // SAFETY: xs_strerror returns a valid C string owned by this thread.
         let text = |e| {
+            // SAFETY: xs_strerror returns a valid C string owned by this thread.
             unsafe { CStr::from_ptr(diag::xs_strerror(e)) }
                 .to_str()
                 .unwrap()
