@@ -390,7 +390,7 @@ int xs_getpeername(int sid, struct sockaddr *addr, socklen_t *addrlen);
  * Reads or sets the file status flags, as `fcntl(2)` with `F_GETFL` / `F_SETFL`.
  *
  * `F_GETFL` returns the flags (`O_RDWR`, and `O_NONBLOCK` when set). `F_SETFL`
- * honours `O_NONBLOCK` in `arg` and ignores the other bits, as Linux does for sockets.
+ * honours `O_NONBLOCK` in `arg` and ignores every other bit.
  *
  * Returns the flags or 0, or -1 with errno: `EBADF`, `EINVAL` (any other `cmd`).
  *

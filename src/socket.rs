@@ -202,7 +202,12 @@ impl Socket {
         Ok(())
     }
 
-    /// Starts a non-blocking connect and waits for it at most `timeout_ms`.
+    /// A blocking connect that gives up after `timeout_ms` with `ETIMEDOUT`.
+    ///
+    /// The kernel's own bound on a blocking connect is `SO_SNDTIMEO`, so the call runs
+    /// with the send timeout lowered to `timeout_ms` and restored after: signals
+    /// (`EINTR`), a close from another thread and Unix sockets (whose full accept queue
+    /// a non-blocking connect cannot wait for) all behave as for a plain connect.
     unsafe fn connect_bounded(
         &self,
         addr: *const libc::sockaddr,
@@ -210,40 +215,42 @@ impl Socket {
         timeout_ms: u32,
     ) -> Result<()> {
         let fd = self.raw_fd();
-        let flags = syscall!("fcntl", fcntl(fd, libc::F_GETFL))?;
-        syscall!("fcntl", fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK))?;
-        // SAFETY: pointers go to the kernel unchanged (caller's contract).
-        let rc = unsafe { libc::connect(fd, addr, len) };
-        let errno = std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO);
-        syscall!("fcntl", fcntl(fd, libc::F_SETFL, flags))?;
-        if rc == 0 {
-            return Ok(());
+        let (level, name) = (libc::SOL_SOCKET, libc::SO_SNDTIMEO);
+        let user: libc::timeval = sys::option(fd, level, name)?;
+        let user_ms = user.tv_sec as u64 * 1000 + user.tv_usec as u64 / 1000;
+        let connect = || {
+            self.blocking("connect", || {
+                // SAFETY: pointers go to the kernel unchanged (caller's contract).
+                unsafe { libc::connect(fd, addr, len) as isize }
+            })
+        };
+        if user_ms != 0 && user_ms <= u64::from(timeout_ms) {
+            // The application's own, shorter send timeout governs, as on a kernel socket.
+            return connect().map(drop);
         }
-        if errno != libc::EINPROGRESS {
-            return Err(sys::os_error("connect", errno));
-        }
-        let in_call = self.enter()?;
-        let timeout = i32::try_from(timeout_ms).unwrap_or(i32::MAX);
-        let revents = sys::poll_one(fd, libc::POLLOUT, timeout)?;
-        drop(in_call);
-        if self.closed.load(SeqCst) {
-            return Err(Error::ClosedWhileInUse);
-        }
-        if revents == 0 {
-            // Abandon the attempt so the socket does not connect later behind our back.
-            let unspec = libc::sockaddr {
-                sa_family: libc::AF_UNSPEC as _,
-                sa_data: [0; 14],
-            };
-            // SAFETY: a valid AF_UNSPEC address of the right size.
-            unsafe { libc::connect(fd, &unspec, size_of::<libc::sockaddr>() as _) };
-            return Err(Error::TimedOut("connect"));
-        }
-        match sys::take_socket_error(fd)? {
-            0 => Ok(()),
-            errno => Err(sys::os_error("connect", errno)),
+        let bound = libc::timeval {
+            tv_sec: (timeout_ms / 1000) as libc::time_t,
+            tv_usec: ((timeout_ms % 1000) * 1000) as libc::suseconds_t,
+        };
+        sys::set_option(fd, level, name, &bound)?;
+        let outcome = connect();
+        sys::set_option(fd, level, name, &user)?;
+        match outcome {
+            // The kernel says EINPROGRESS (TCP) or EAGAIN (Unix) when SO_SNDTIMEO ran out.
+            Err(err) if err.os_errno() == Some(libc::EINPROGRESS) => {
+                // Abandon the attempt so the socket does not connect later behind our back.
+                let unspec = libc::sockaddr {
+                    sa_family: libc::AF_UNSPEC as _,
+                    sa_data: [0; 14],
+                };
+                // SAFETY: a valid AF_UNSPEC address of the right size.
+                unsafe { libc::connect(fd, &unspec, size_of::<libc::sockaddr>() as _) };
+                Err(Error::TimedOut("connect"))
+            }
+            Err(err) if err.os_errno() == Some(libc::EAGAIN) && self.domain == libc::AF_UNIX => {
+                Err(Error::TimedOut("connect"))
+            }
+            other => other.map(drop),
         }
     }
 

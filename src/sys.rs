@@ -5,7 +5,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Calls a libc function and turns `-1` into [`Error::Os`] labelled with `$op`.
 macro_rules! syscall {
@@ -17,25 +17,27 @@ macro_rules! syscall {
 }
 pub(crate) use syscall;
 
-/// Sets an `int` socket option on a kernel socket.
-pub(crate) fn set_int_option(fd: RawFd, level: i32, name: i32, value: i32) -> Result<()> {
-    let len = size_of::<i32>() as libc::socklen_t;
+/// Sets a socket option of type `T` (an `int`, a `timeval`, …) on a kernel socket.
+pub(crate) fn set_option<T>(fd: RawFd, level: i32, name: i32, value: &T) -> Result<()> {
+    let len = size_of::<T>() as libc::socklen_t;
     syscall!(
         "setsockopt",
-        setsockopt(fd, level, name, (&raw const value).cast(), len)
+        setsockopt(fd, level, name, (value as *const T).cast(), len)
     )?;
     Ok(())
 }
 
-/// Reads an `int` socket option from a kernel socket.
-pub(crate) fn int_option(fd: RawFd, level: i32, name: i32) -> Result<i32> {
-    let mut value: i32 = 0;
-    let mut len = size_of::<i32>() as libc::socklen_t;
+/// Reads a socket option of plain-data type `T` (an `int`, a `timeval`, …).
+pub(crate) fn option<T: Copy>(fd: RawFd, level: i32, name: i32) -> Result<T> {
+    let mut value = std::mem::MaybeUninit::<T>::zeroed();
+    let mut len = size_of::<T>() as libc::socklen_t;
     syscall!(
         "getsockopt",
-        getsockopt(fd, level, name, (&raw mut value).cast(), &mut len)
+        getsockopt(fd, level, name, value.as_mut_ptr().cast(), &mut len)
     )?;
-    Ok(value)
+    // SAFETY: zero-initialised plain data (ints, timeval), partly or wholly written by
+    // the kernel; every bit pattern is a valid value of such types.
+    Ok(unsafe { value.assume_init() })
 }
 
 /// Creates a non-blocking, close-on-exec eventfd.
@@ -53,43 +55,4 @@ pub(crate) fn eventfd_signal(fd: impl AsFd) {
     let one: u64 = 1;
     // SAFETY: writes 8 bytes from a live u64 to a descriptor we own.
     let _ = unsafe { libc::write(fd.as_fd().as_raw_fd(), (&raw const one).cast(), 8) };
-}
-
-/// Waits for `events` on one descriptor for up to `timeout_ms` (-1: no limit).
-/// Returns the `revents`, or 0 on time-out. Retries after signals with the time left.
-pub(crate) fn poll_one(fd: RawFd, events: i16, timeout_ms: i32) -> Result<i16> {
-    let deadline = (timeout_ms >= 0)
-        .then(|| std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms as u64));
-    loop {
-        let mut pfd = libc::pollfd {
-            fd,
-            events,
-            revents: 0,
-        };
-        let left = match deadline {
-            None => -1,
-            Some(d) => d
-                .saturating_duration_since(std::time::Instant::now())
-                .as_millis() as i32,
-        };
-        match syscall!("poll", poll(&mut pfd, 1, left)) {
-            Ok(0) => return Ok(0),
-            Ok(_) => return Ok(pfd.revents),
-            Err(e) if e.os_errno() == Some(libc::EINTR) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Reads `SO_ERROR`, clearing it. `Ok(0)` means no pending error.
-pub(crate) fn take_socket_error(fd: RawFd) -> Result<i32> {
-    int_option(fd, libc::SOL_SOCKET, libc::SO_ERROR)
-}
-
-/// The error for a failed call with errno `errno`, labelled with `op`.
-pub(crate) fn os_error(op: &'static str, errno: i32) -> Error {
-    Error::Os {
-        op: op.into(),
-        source: std::io::Error::from_raw_os_error(errno),
-    }
 }

@@ -1,7 +1,10 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <signal.h>
 #include <stddef.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -9,6 +12,7 @@ int harness_failures;
 const char *harness_name = "";
 const char *harness_api = "";
 static int passed, failed;
+static void remove_unix_dir(void);
 
 void harness_fail(const char *file, int line, const char *expr, int err) {
     harness_failures++;
@@ -30,12 +34,29 @@ uint64_t checksum(const void *buf, size_t n) {
     return h ^ n;
 }
 
+/* The scenario watchdog: says which scenario hung, then ends the program. */
+static void scenario_timed_out(int sig) {
+    (void)sig;
+    static const char msg[] = "FAIL watchdog: this scenario did not finish in time: ";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    w = write(2, harness_name, strlen(harness_name));
+    w = write(2, "\n", 1);
+    (void)w;
+    _exit(3);
+}
+
 static int run_with(const char *name, scenario_fn fn, const struct api *A, struct trace *t) {
     harness_name = name;
     harness_api = A->name;
     harness_failures = 0;
     t->n = 0;
+    /* Watchdog: a scenario that hangs kills the program (SIGALRM) instead of the suite. */
+    struct sigaction sa = {.sa_handler = scenario_timed_out}, old_sa;
+    sigaction(SIGALRM, NULL, &old_sa);
+    if (old_sa.sa_handler == SIG_DFL) sigaction(SIGALRM, &sa, NULL);
+    alarm((unsigned)(60 * slow_factor()));
     fn(A, t);
+    alarm(0);
     return harness_failures;
 }
 
@@ -76,6 +97,7 @@ void run_once(const char *name, scenario_fn fn) {
 }
 
 int harness_finish(void) {
+    remove_unix_dir();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
@@ -96,24 +118,43 @@ socklen_t loopback(int family, int port, struct sockaddr_storage *out) {
     return sizeof *a;
 }
 
+static char unix_dir[64]; /* made by the first unix_addr, removed by harness_finish */
+
+static void remove_unix_dir(void) {
+    if (!unix_dir[0]) return;
+    DIR *d = opendir(unix_dir);
+    if (d) {
+        struct dirent *e;
+        char path[sizeof unix_dir + 256];
+        while ((e = readdir(d))) {
+            if (e->d_name[0] == '.') continue;
+            snprintf(path, sizeof path, "%s/%s", unix_dir, e->d_name);
+            unlink(path);
+        }
+        closedir(d);
+    }
+    rmdir(unix_dir);
+    unix_dir[0] = 0;
+}
+
 socklen_t unix_addr(int abstract, struct sockaddr_un *out) {
-    static char dir[64];
+    char *dir = unix_dir;
     static int counter;
     memset(out, 0, sizeof *out);
     out->sun_family = AF_UNIX;
     if (abstract) {
-        int n = snprintf(out->sun_path + 1, sizeof out->sun_path - 1, "xsocket-test-%d-%d",
+        int n = snprintf(out->sun_path + 1, sizeof out->sun_path - 1, "xsocket-test-%d-%05d",
                          (int)getpid(), counter++);
         return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
     }
     if (!dir[0]) {
-        snprintf(dir, sizeof dir, "/tmp/xsocket-test-XXXXXX");
+        snprintf(dir, sizeof unix_dir, "/tmp/xsocket-test-XXXXXX");
         if (!mkdtemp(dir)) {
             perror("mkdtemp");
             exit(2);
         }
     }
-    snprintf(out->sun_path, sizeof out->sun_path, "%s/s%d", dir, counter++);
+    snprintf(out->sun_path, sizeof out->sun_path, "%s/s%05d", dir, counter++);
     unlink(out->sun_path);
     return sizeof *out;
 }
@@ -151,4 +192,82 @@ long now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ----- additions for the conformance suite ----- */
+
+int slow_factor(void) {
+    const char *slow = getenv("XSOCKET_TEST_SLOW");
+    return slow && *slow && strcmp(slow, "0") != 0 ? 10 : 1;
+}
+
+int set_timeout_ms(const struct api *A, int s, int optname, long ms) {
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    return A->setsockopt(s, SOL_SOCKET, optname, &tv, sizeof tv);
+}
+
+int set_int_opt(const struct api *A, int s, int level, int name, int value) {
+    return A->setsockopt(s, level, name, &value, sizeof value);
+}
+
+int get_int_opt(const struct api *A, int s, int level, int name) {
+    int value = -1;
+    socklen_t len = sizeof value;
+    if (A->getsockopt(s, level, name, &value, &len) < 0) return -1;
+    return value;
+}
+
+int stream_pair(const struct api *A, int family, int type, int *c, int *s) {
+    struct sockaddr_storage addr;
+    socklen_t len;
+    *c = *s = -1;
+    int l = listener(A, family, type, &addr, &len);
+    if (l < 0) return -1;
+    set_timeout_ms(A, l, SO_RCVTIMEO, GUARD_MS);
+    *c = connected(A, family, type, &addr, len);
+    if (*c >= 0) *s = A->accept(l, NULL, NULL);
+    int err = errno;
+    A->close(l);
+    if (*c < 0 || *s < 0) {
+        if (*c >= 0) A->close(*c);
+        *c = *s = -1;
+        errno = err;
+        return -1;
+    }
+    int fds[2] = {*c, *s};
+    for (int i = 0; i < 2; i++) {
+        set_timeout_ms(A, fds[i], SO_RCVTIMEO, GUARD_MS);
+        set_timeout_ms(A, fds[i], SO_SNDTIMEO, GUARD_MS);
+    }
+    return 0;
+}
+
+int wait_for(const struct api *A, int s, short events, int ms) {
+    struct pollfd p = {.fd = s, .events = events};
+    int n = A->poll(&p, 1, ms);
+    return n < 0 ? -1 : p.revents;
+}
+
+int same_addr(const struct sockaddr_storage *a, socklen_t alen, const struct sockaddr_storage *b,
+              socklen_t blen) {
+    if (a->ss_family != b->ss_family) return 0;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+    }
+    if (a->ss_family == AF_UNIX) {
+        /* Paths compare up to their NUL; abstract names by their exact length. */
+        size_t off = offsetof(struct sockaddr_un, sun_path);
+        const struct sockaddr_un *x = (const void *)a, *y = (const void *)b;
+        if (alen <= off || blen <= off) return alen == blen;
+        if (x->sun_path[0] == 0 || y->sun_path[0] == 0)
+            return alen == blen && memcmp(x->sun_path, y->sun_path, alen - off) == 0;
+        return strncmp(x->sun_path, y->sun_path, sizeof x->sun_path) == 0;
+    }
+    return alen == blen && memcmp(a, b, alen) == 0;
 }

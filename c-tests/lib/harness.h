@@ -85,7 +85,8 @@ typedef void (*scenario_fn)(const struct api *A, struct trace *t);
 #define SCENARIO(name) static void name(const struct api *A, struct trace *t)
 
 /* Runs a scenario against the kernel and against xsocket; both must pass their checks
- * and record the same trace. */
+ * and record the same trace. Each run has a watchdog: alarm(60 s, x10 when slow); a
+ * scenario still running then ends the program with "FAIL watchdog: ..." (exit 3). */
 void run_compared(const char *name, scenario_fn fn);
 /* Runs a scenario once, against xsocket. */
 void run_once(const char *name, scenario_fn fn);
@@ -109,5 +110,83 @@ int listener(const struct api *A, int family, int type, struct sockaddr_storage 
 int connected(const struct api *A, int family, int type, const struct sockaddr_storage *addr, socklen_t len);
 /* Milliseconds on a monotonic clock. */
 long now_ms(void);
+
+
+/* ----- additions for the conformance suite ----- */
+
+/* REC_EQ(t, expr, want)     records expr and checks that it returned want.
+ * REC_FAIL(t, expr, ERRNO)  records expr and checks that it returned -1 with errno ERRNO.
+ * Both evaluate to expr's value, so the result can be used further. */
+#define REC_EQ(t, expr, want)                                                             \
+    ({                                                                                    \
+        long rq_v_ = REC((t), (expr));                                                    \
+        int rq_e_ = errno;                                                                \
+        if (rq_v_ != (long)(want)) {                                                      \
+            fprintf(stderr, "  expected %ld, got %ld (%s)\n", (long)(want), rq_v_,        \
+                    rq_v_ < 0 ? strerror(rq_e_) : "ok");                                  \
+            harness_fail(__FILE__, __LINE__, #expr, rq_v_ < 0 ? rq_e_ : 0);               \
+        }                                                                                 \
+        rq_v_;                                                                            \
+    })
+
+#define REC_FAIL(t, expr, want)                                                           \
+    ({                                                                                    \
+        long rq_v_ = REC((t), (expr));                                                    \
+        int rq_e_ = errno;                                                                \
+        if (rq_v_ != -1 || rq_e_ != (want)) {                                             \
+            fprintf(stderr, "  expected -1 with %s, got %ld (%s)\n", #want, rq_v_,        \
+                    rq_v_ < 0 ? strerror(rq_e_) : "ok");                                  \
+            harness_fail(__FILE__, __LINE__, #expr, rq_v_ < 0 ? rq_e_ : 0);               \
+        }                                                                                 \
+        rq_v_;                                                                            \
+    })
+
+/* The errno of the last recorded step (0 when it succeeded). */
+#define LAST_ERR(t) ((t)->n > 0 ? (t)->e[(t)->n - 1].err : 0)
+
+/* 1 normally; larger when XSOCKET_TEST_SLOW is set (valgrind): scale time limits by it. */
+int slow_factor(void);
+/* A bound on waits that should never be reached: calls made through stream_pair and
+ * wait_for give up after it, so a broken library fails a test instead of hanging it. */
+#define GUARD_MS (5000 * slow_factor())
+/* Sets SO_RCVTIMEO or SO_SNDTIMEO (optname) to ms milliseconds. */
+int set_timeout_ms(const struct api *A, int s, int optname, long ms);
+/* Sets / reads an int option; get_int_opt returns -1 on failure. */
+int set_int_opt(const struct api *A, int s, int level, int name, int value);
+int get_int_opt(const struct api *A, int s, int level, int name);
+/* A connected stream or seqpacket pair on loopback (family AF_INET/AF_INET6/AF_UNIX):
+ * *c is the connecting side, *s the accepted side. Both get GUARD_MS receive and send
+ * timeouts. Returns 0, or -1 (nothing left open). */
+int stream_pair(const struct api *A, int family, int type, int *c, int *s);
+/* Polls one socket for events for at most ms milliseconds; returns revents (0 on
+ * time-out, -1 on error). */
+int wait_for(const struct api *A, int s, short events, int ms);
+/* Whether two socket addresses are the same (family, address, port or path). */
+int same_addr(const struct sockaddr_storage *a, socklen_t alen, const struct sockaddr_storage *b,
+              socklen_t blen);
+
+
+/* BAD_PTR(expr): evaluates expr, a call that hands the kernel a bad pointer on purpose
+ * (to check for EFAULT), with valgrind's error reporting off for its duration. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define HARNESS_HAVE_VALGRIND 1
+#endif
+#endif
+#ifdef HARNESS_HAVE_VALGRIND
+#define BAD_PTR(expr)                                                                     \
+    ({                                                                                    \
+        VALGRIND_DISABLE_ERROR_REPORTING;                                                 \
+        errno = 0;                                                                        \
+        long bp_v_ = (long)(expr);                                                        \
+        int bp_e_ = errno;                                                                \
+        VALGRIND_ENABLE_ERROR_REPORTING;                                                  \
+        errno = bp_e_;                                                                    \
+        bp_v_;                                                                            \
+    })
+#else
+#define BAD_PTR(expr) ((long)(expr))
+#endif
 
 #endif

@@ -30,7 +30,11 @@ mod tests {
 
     #[test]
     fn kernel_errors_keep_their_errno() {
-        let err = crate::sys::os_error("recv", libc::ECONNRESET);
+        let source = std::io::Error::from_raw_os_error(libc::ECONNRESET);
+        let err = Error::Os {
+            op: "recv".into(),
+            source,
+        };
         assert_eq!(errno_of(&err), libc::ECONNRESET);
     }
 

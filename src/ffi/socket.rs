@@ -57,12 +57,8 @@ pub unsafe extern "C" fn xs_socket(domain: c_int, r#type: c_int, protocol: c_int
         let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
         let is_tcp = domain != libc::AF_UNIX && sock_type == libc::SOCK_STREAM;
         if is_tcp {
-            sys::set_int_option(
-                std::os::fd::AsRawFd::as_raw_fd(&fd),
-                libc::IPPROTO_TCP,
-                libc::TCP_NODELAY,
-                1,
-            )?;
+            let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+            sys::set_option(raw, libc::IPPROTO_TCP, libc::TCP_NODELAY, &1i32)?;
         }
         let nonblocking = flags & libc::SOCK_NONBLOCK != 0;
         let socket = table::TABLE
@@ -293,7 +289,7 @@ pub unsafe extern "C" fn xs_getpeername(
 /// Reads or sets the file status flags, as `fcntl(2)` with `F_GETFL` / `F_SETFL`.
 ///
 /// `F_GETFL` returns the flags (`O_RDWR`, and `O_NONBLOCK` when set). `F_SETFL`
-/// honours `O_NONBLOCK` in `arg` and ignores the other bits, as Linux does for sockets.
+/// honours `O_NONBLOCK` in `arg` and ignores every other bit.
 ///
 /// Returns the flags or 0, or -1 with errno: `EBADF`, `EINVAL` (any other `cmd`).
 ///
