@@ -14,7 +14,7 @@ CWARN   := -Wall -Wextra -Werror -Wno-unused-parameter
 CFLAGS  ?= -g -O1
 ALL_CFLAGS := -std=gnu11 -D_GNU_SOURCE $(CWARN) $(CFLAGS) -Iinclude -Ic-tests/lib
 HARNESS := c-tests/lib/harness.c c-tests/lib/api.c
-HARNESS_H := c-tests/lib/harness.h c-tests/lib/api.h include/xsocket.h
+HARNESS_H := $(wildcard c-tests/lib/*.h) include/xsocket.h
 
 TESTS      := $(patsubst c-tests/%.c,%,$(wildcard c-tests/test_*.c))
 TEST_BINS  := $(addprefix $(BUILD)/,$(TESTS))

@@ -1,17 +1,28 @@
 //! `fork()` support: the child gets a working library, never a hang.
 //!
-//! Before a fork, the handlers take the global locks so that no other thread holds
-//! them at the moment of the fork; both parent and child release them after. The
-//! child has no event thread: [`handle`](crate::reactor::handle) sees the pid change
-//! and starts a new one when one is next needed, re-watching the sockets that had a
-//! notification fd. The first call after the fork that looks up a sid does that
-//! at once if any socket needs it, so notification fds keep firing in the child.
-//! Sockets themselves are plain kernel sockets and keep working in both processes.
+//! The library's global state sits in [`ForkSafe`] locks. Before a fork, the forking
+//! thread takes all of them, so that no other thread is half-way through a change at
+//! the moment of the fork. The parent then releases them. The child cannot simply
+//! release them: threads that waited on a lock in the parent do not exist in the
+//! child, and a lock may have been handed to one of them. So the child moves each
+//! lock's data into a fresh lock and forgets the old one.
+//!
+//! The child has no event thread either: [`reactor::handle`] sees the pid change and
+//! starts a new one when one is next needed, re-watching the sockets that had a
+//! notification fd; the first call after the fork that looks up a sid does that at
+//! once if any socket needs it. Calls that were blocked in the parent's other threads
+//! do not exist in the child, so each socket's count of them is reset. Sockets are
+//! plain kernel sockets shared by both processes and keep working in both.
 
-use std::sync::{
-    Once,
-    atomic::{AtomicBool, Ordering::SeqCst},
+use std::{
+    ptr,
+    sync::{
+        Once,
+        atomic::{AtomicBool, AtomicPtr, Ordering},
+    },
 };
+
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::{log, reactor, table};
 
@@ -20,17 +31,95 @@ static INSTALL: Once = Once::new();
 /// Set in the child after a fork; cleared when the child has restarted what it needs.
 static FORKED: AtomicBool = AtomicBool::new(false);
 
+/// A read-write lock around global state that a forked child gets back unlocked.
+///
+/// The lock lives on the heap for the life of the process (a child replaces it); the
+/// data is made with `T::default()` on first use.
+#[derive(Debug)]
+pub(crate) struct ForkSafe<T> {
+    current: AtomicPtr<RwLock<T>>,
+}
+
+impl<T: Default> ForkSafe<T> {
+    /// An empty slot; the lock is made on first use.
+    pub(crate) const fn new() -> Self {
+        Self {
+            current: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    fn lock(&self) -> &RwLock<T> {
+        let mut current = self.current.load(Ordering::Acquire);
+        if current.is_null() {
+            let fresh = Box::into_raw(Box::new(RwLock::new(T::default())));
+            current = match self.current.compare_exchange(
+                ptr::null_mut(),
+                fresh,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => fresh,
+                Err(other) => {
+                    // SAFETY: `fresh` came from Box::into_raw above and was never shared.
+                    drop(unsafe { Box::from_raw(fresh) });
+                    other
+                }
+            };
+        }
+        // SAFETY: a published lock is never freed (a forked child leaks the old one).
+        unsafe { &*current }
+    }
+
+    /// Shared access.
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, T> {
+        self.lock().read()
+    }
+
+    /// Exclusive access.
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, T> {
+        self.lock().write()
+    }
+
+    /// Before a fork: takes the lock and keeps it.
+    fn hold(&self) {
+        std::mem::forget(self.lock().write());
+    }
+
+    /// In the parent after a fork: releases the lock [`hold`](Self::hold) took.
+    ///
+    /// # Safety
+    /// Only after `hold`, in the thread that forked.
+    unsafe fn release(&self) {
+        // SAFETY: `hold` locked it exclusively and forgot the guard (caller's contract).
+        unsafe { self.lock().force_unlock_write() };
+    }
+
+    /// In the child after a fork: moves the data into a fresh, unlocked lock.
+    ///
+    /// # Safety
+    /// Only after `hold`, in the child, before anything else uses the lock.
+    unsafe fn renew(&self) {
+        let old = self.lock();
+        // SAFETY: this thread holds the old lock exclusively (`hold`) and is the only
+        // thread in the child, so nothing else can touch the data.
+        let data = std::mem::take(unsafe { &mut *old.data_ptr() });
+        let fresh = Box::into_raw(Box::new(RwLock::new(data)));
+        self.current.store(fresh, Ordering::Release);
+        // The old lock may be owned by a thread that does not exist here: leak it.
+    }
+}
+
 /// Registers the fork handlers (once per process).
 pub(crate) fn install_handlers() {
     INSTALL.call_once(|| {
-        // SAFETY: the handlers are plain functions that only lock and unlock statics.
+        // SAFETY: the handlers only take, release and renew the library's own locks.
         unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
     });
 }
 
 /// After a fork, in the child: restarts the event thread if a socket is watched.
 pub(crate) fn after_fork_check() {
-    if FORKED.load(SeqCst) && FORKED.swap(false, SeqCst) {
+    if FORKED.load(Ordering::Relaxed) && FORKED.swap(false, Ordering::SeqCst) {
         let needs_events = table::TABLE.read().sockets().any(|s| s.notify().is_some());
         if needs_events && let Err(err) = reactor::handle() {
             log::log!(
@@ -42,30 +131,35 @@ pub(crate) fn after_fork_check() {
 }
 
 extern "C" fn prepare() {
-    // Same order everywhere: REACTOR before TABLE (reactor::handle reads TABLE under it).
-    std::mem::forget(reactor::REACTOR.lock());
-    std::mem::forget(table::TABLE.write());
-    std::mem::forget(log::SINK.write());
+    // Same order as everywhere else: REACTOR before TABLE (reactor::handle reads TABLE
+    // after releasing REACTOR, and nothing takes REACTOR while holding TABLE).
+    reactor::REACTOR.hold();
+    table::TABLE.hold();
+    log::SINK.hold();
 }
 
 extern "C" fn parent() {
-    release();
+    // SAFETY: `prepare` took each of these in this thread.
+    unsafe {
+        log::SINK.release();
+        table::TABLE.release();
+        reactor::REACTOR.release();
+    }
 }
 
 extern "C" fn child() {
-    release();
+    // SAFETY: `prepare` took each of these in this thread, now the child's only thread.
+    unsafe {
+        log::SINK.renew();
+        table::TABLE.renew();
+        reactor::REACTOR.renew();
+    }
+    for socket in table::TABLE.read().sockets() {
+        socket.forget_other_threads();
+    }
     // The event thread did not survive the fork; forget it without touching its state.
-    if let Some(old) = reactor::REACTOR.lock().take() {
+    if let Some(old) = reactor::REACTOR.write().take() {
         std::mem::forget(old);
     }
-    FORKED.store(true, SeqCst);
-}
-
-fn release() {
-    // SAFETY: `prepare` locked each of these and forgot the guards; this thread unlocks.
-    unsafe {
-        log::SINK.force_unlock_write();
-        table::TABLE.force_unlock_write();
-        reactor::REACTOR.force_unlock();
-    }
+    FORKED.store(true, Ordering::SeqCst);
 }

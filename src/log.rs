@@ -11,7 +11,7 @@ use std::{
     sync::atomic::{AtomicI32, Ordering::Relaxed},
 };
 
-use parking_lot::RwLock;
+use crate::fork::ForkSafe;
 
 /// Severity of a log line; the numbers are the `XS_LOG_*` constants of the header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -47,7 +47,7 @@ pub(crate) type Callback = crate::ffi::types::xs_log_fn;
 static MAX_LEVEL: AtomicI32 = AtomicI32::new(-1);
 
 /// Where lines go: the C callback and its userdata, or stderr when `None`.
-pub(crate) static SINK: RwLock<(Callback, usize)> = RwLock::new((None, 0));
+pub(crate) static SINK: ForkSafe<(Callback, usize)> = ForkSafe::new();
 
 /// Parses a level name as `XSOCKET_LOG` takes it (also `off` and numbers 0-5).
 pub(crate) fn parse_level(text: &str) -> Option<i32> {

@@ -26,6 +26,7 @@ use parking_lot::Mutex;
 
 use crate::{
     error::{Error, Result},
+    fork::ForkSafe,
     log::{Level, log},
     socket::Socket,
     sys, table,
@@ -35,7 +36,7 @@ use crate::{
 const WAKE: Token = Token(usize::MAX);
 
 /// The running event thread, or `None` before first use (and in a forked child).
-pub(crate) static REACTOR: Mutex<Option<Arc<Reactor>>> = Mutex::new(None);
+pub(crate) static REACTOR: ForkSafe<Option<Arc<Reactor>>> = ForkSafe::new();
 
 /// A handle on the event thread.
 #[derive(Debug)]
@@ -52,7 +53,7 @@ pub(crate) struct Reactor {
 
 /// The event thread of this process, started if it is not running.
 pub(crate) fn handle() -> Result<Arc<Reactor>> {
-    let mut slot = REACTOR.lock();
+    let mut slot = REACTOR.write();
     if let Some(reactor) = slot.as_ref() {
         if reactor.pid == std::process::id() && reactor.alive.load(SeqCst) {
             return Ok(Arc::clone(reactor));

@@ -10,18 +10,21 @@
 //! call, shuts the kernel socket down, which wakes blocked `recv`, `send`, `accept`,
 //! `connect` and `poll` calls in the kernel. They then fail with `EBADF`. The
 //! kernel descriptor itself is closed only when the last reference is dropped, so
-//! a descriptor number is never reused while a thread may still use it.
+//! a descriptor number is never reused while a thread may still use it. (A blocking
+//! Unix connect waits on the listener, out of reach of that shutdown; it waits on a
+//! wake eventfd instead, see `connect_unix_waiting`.)
 
 use std::{
     os::fd::{AsRawFd, OwnedFd, RawFd},
-    sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering::SeqCst},
+    sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::SeqCst},
+    time::{Duration, Instant},
 };
 
 use crate::{
     addr,
     error::{Error, Result},
     log::{self, Level},
-    sys::{self, syscall},
+    sys::{self, LazyEventFd, syscall},
 };
 
 /// An open socket. Lives in the sid table until closed, and as long as any call uses it.
@@ -38,8 +41,10 @@ pub(crate) struct Socket {
     waiters: AtomicUsize,
     /// Bound on a blocking `connect`, in milliseconds; 0 means the kernel's own.
     connect_timeout_ms: AtomicU32,
-    /// The notification eventfd (raw; -1 until asked for). Owned: closed on drop.
-    notify_fd: AtomicI32,
+    /// The notification eventfd for event loops, made when asked for.
+    notify: LazyEventFd,
+    /// Wakes a blocked Unix connect when the socket is closed (see `connect_unix_waiting`).
+    wake: LazyEventFd,
     /// Whether this socket waits in the event thread's attention list.
     pub(crate) attention_queued: AtomicBool,
 }
@@ -72,7 +77,8 @@ impl Socket {
             closed: AtomicBool::new(false),
             waiters: AtomicUsize::new(0),
             connect_timeout_ms: AtomicU32::new(0),
-            notify_fd: AtomicI32::new(-1),
+            notify: LazyEventFd::new(),
+            wake: LazyEventFd::new(),
             attention_queued: AtomicBool::new(false),
         }
     }
@@ -125,6 +131,12 @@ impl Socket {
         err.map_or(Ok(rc), Err)
     }
 
+    /// In a forked child: the calls other threads were making exist only in the parent.
+    pub(crate) fn forget_other_threads(&self) {
+        self.waiters.store(0, SeqCst);
+        self.attention_queued.store(false, SeqCst);
+    }
+
     /// Marks the socket closed and wakes every call blocked on it.
     pub(crate) fn close(&self) {
         self.closed.store(true, SeqCst);
@@ -133,9 +145,8 @@ impl Socket {
             // SAFETY: shutdown on a descriptor we own.
             unsafe { libc::shutdown(self.raw_fd(), libc::SHUT_RDWR) };
         }
-        if let Some(fd) = self.notify() {
-            sys::eventfd_signal(fd);
-        }
+        self.notify.signal();
+        self.wake.signal();
     }
 
     // ===== set-up =====
@@ -189,25 +200,36 @@ impl Socket {
         len: libc::socklen_t,
     ) -> Result<()> {
         let timeout_ms = self.connect_timeout_ms.load(SeqCst);
-        if timeout_ms == 0 || self.nonblocking.load(SeqCst) {
-            self.blocking("connect", || {
-                // SAFETY: pointers go to the kernel unchanged (caller's contract).
-                unsafe { libc::connect(self.raw_fd(), addr, len) as isize }
-            })?;
-        } else {
-            // SAFETY: same contract as this function.
+        let blocking = !self.nonblocking.load(SeqCst);
+        let unix_stream = self.domain == libc::AF_UNIX && self.sock_type != libc::SOCK_DGRAM;
+        if blocking && unix_stream {
+            // SAFETY: the caller's contract is passed on unchanged.
+            unsafe { self.connect_unix_waiting(addr, len, timeout_ms)? };
+        } else if blocking && timeout_ms != 0 {
+            // SAFETY: the caller's contract is passed on unchanged.
             unsafe { self.connect_bounded(addr, len, timeout_ms)? };
+        } else {
+            // SAFETY: the caller's contract is passed on unchanged.
+            unsafe { self.connect_once(addr, len)? };
         }
         log_debug_event(self, "connected to", true);
         Ok(())
     }
 
-    /// A blocking connect that gives up after `timeout_ms` with `ETIMEDOUT`.
+    /// One kernel `connect` with the socket's own blocking mode.
+    unsafe fn connect_once(&self, addr: *const libc::sockaddr, len: libc::socklen_t) -> Result<()> {
+        self.blocking("connect", || {
+            // SAFETY: pointers go to the kernel unchanged (caller's contract).
+            unsafe { libc::connect(self.raw_fd(), addr, len) as isize }
+        })
+        .map(drop)
+    }
+
+    /// A blocking TCP connect that gives up after `timeout_ms` with `ETIMEDOUT`.
     ///
     /// The kernel's own bound on a blocking connect is `SO_SNDTIMEO`, so the call runs
     /// with the send timeout lowered to `timeout_ms` and restored after: signals
-    /// (`EINTR`), a close from another thread and Unix sockets (whose full accept queue
-    /// a non-blocking connect cannot wait for) all behave as for a plain connect.
+    /// (`EINTR`) and a close from another thread behave as for a plain connect.
     unsafe fn connect_bounded(
         &self,
         addr: *const libc::sockaddr,
@@ -215,28 +237,20 @@ impl Socket {
         timeout_ms: u32,
     ) -> Result<()> {
         let fd = self.raw_fd();
-        let (level, name) = (libc::SOL_SOCKET, libc::SO_SNDTIMEO);
-        let user: libc::timeval = sys::option(fd, level, name)?;
-        let user_ms = user.tv_sec as u64 * 1000 + user.tv_usec as u64 / 1000;
-        let connect = || {
-            self.blocking("connect", || {
-                // SAFETY: pointers go to the kernel unchanged (caller's contract).
-                unsafe { libc::connect(fd, addr, len) as isize }
-            })
-        };
-        if user_ms != 0 && user_ms <= u64::from(timeout_ms) {
+        let user = send_timeout(fd)?;
+        if user.is_some_and(|user| user.as_millis() <= u128::from(timeout_ms)) {
             // The application's own, shorter send timeout governs, as on a kernel socket.
-            return connect().map(drop);
+            // SAFETY: the caller's contract is passed on unchanged.
+            return unsafe { self.connect_once(addr, len) };
         }
-        let bound = libc::timeval {
-            tv_sec: (timeout_ms / 1000) as libc::time_t,
-            tv_usec: ((timeout_ms % 1000) * 1000) as libc::suseconds_t,
-        };
-        sys::set_option(fd, level, name, &bound)?;
-        let outcome = connect();
-        sys::set_option(fd, level, name, &user)?;
+        let (level, name) = (libc::SOL_SOCKET, libc::SO_SNDTIMEO);
+        let before: libc::timeval = sys::option(fd, level, name)?;
+        sys::set_option(fd, level, name, &timeval_ms(timeout_ms))?;
+        // SAFETY: the caller's contract is passed on unchanged.
+        let outcome = unsafe { self.connect_once(addr, len) };
+        sys::set_option(fd, level, name, &before)?;
         match outcome {
-            // The kernel says EINPROGRESS (TCP) or EAGAIN (Unix) when SO_SNDTIMEO ran out.
+            // A blocking TCP connect says EINPROGRESS when SO_SNDTIMEO runs out.
             Err(err) if err.os_errno() == Some(libc::EINPROGRESS) => {
                 // Abandon the attempt so the socket does not connect later behind our back.
                 let unspec = libc::sockaddr {
@@ -247,10 +261,70 @@ impl Socket {
                 unsafe { libc::connect(fd, &unspec, size_of::<libc::sockaddr>() as _) };
                 Err(Error::TimedOut("connect"))
             }
-            Err(err) if err.os_errno() == Some(libc::EAGAIN) && self.domain == libc::AF_UNIX => {
-                Err(Error::TimedOut("connect"))
+            other => other,
+        }
+    }
+
+    /// A blocking Unix stream connect that a close from another thread can wake.
+    ///
+    /// The kernel parks a blocking Unix connect on the *listener's* queue, out of reach
+    /// of a shutdown of this socket. So the connect is tried without blocking, and while
+    /// the listener's queue is full (`EAGAIN`) the thread waits on the socket's wake
+    /// eventfd, which [`Socket::close`] signals, retrying with a growing pause (1 ms to
+    /// 50 ms). It
+    /// stops as the kernel would: `EAGAIN` when `SO_SNDTIMEO` runs out, `EINTR` on a
+    /// signal, and `ETIMEDOUT` when the connect timeout (`timeout_ms`, 0: none) runs out.
+    unsafe fn connect_unix_waiting(
+        &self,
+        addr: *const libc::sockaddr,
+        len: libc::socklen_t,
+        timeout_ms: u32,
+    ) -> Result<()> {
+        let fd = self.raw_fd();
+        let start = Instant::now();
+        let send_timeout = send_timeout(fd)?;
+        let connect_timeout = (timeout_ms != 0).then(|| Duration::from_millis(timeout_ms.into()));
+        let flags = syscall!("fcntl", fcntl(fd, libc::F_GETFL))?;
+        let _in_call = self.enter()?;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            syscall!("fcntl", fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK))?;
+            // SAFETY: pointers go to the kernel unchanged (caller's contract).
+            let rc = unsafe { libc::connect(fd, addr, len) };
+            let err = (rc != 0).then(|| Error::last_os("connect"));
+            syscall!("fcntl", fcntl(fd, libc::F_SETFL, flags))?;
+            if self.closed.load(SeqCst) {
+                return Err(Error::ClosedWhileInUse);
             }
-            other => other.map(drop),
+            match err {
+                None => return Ok(()),
+                Some(err) if err.os_errno() != Some(libc::EAGAIN) => return Err(err),
+                Some(_) => {}
+            }
+            let elapsed = start.elapsed();
+            if connect_timeout.is_some_and(|limit| elapsed >= limit) {
+                return Err(Error::TimedOut("connect"));
+            }
+            if send_timeout.is_some_and(|limit| elapsed >= limit) {
+                return Err(Error::Os {
+                    op: "connect".into(),
+                    source: std::io::Error::from_raw_os_error(libc::EAGAIN),
+                });
+            }
+            let left = [connect_timeout, send_timeout]
+                .into_iter()
+                .flatten()
+                .map(|limit| limit - elapsed)
+                .fold(pause, Duration::min);
+            // No events asked for: only a hang-up (our own close) or the time ends it.
+            let mut pfd = libc::pollfd {
+                fd,
+                events: 0,
+                revents: 0,
+            };
+            let wait_ms = left.as_millis().max(1) as i32;
+            syscall!("poll", poll(&mut pfd, 1, wait_ms))?;
+            pause = (pause * 2).min(Duration::from_millis(50));
         }
     }
 
@@ -394,39 +468,33 @@ impl Socket {
 
     /// The notification eventfd, if one was made. Borrowed: the socket owns it.
     pub(crate) fn notify(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        match self.notify_fd.load(SeqCst) {
-            -1 => None,
-            // SAFETY: the descriptor stays open until this socket is dropped.
-            fd => Some(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }),
-        }
+        self.notify.get()
     }
 
     /// Makes the notification eventfd (once) and returns it with whether it is new.
     pub(crate) fn make_notify(&self) -> Result<(RawFd, bool)> {
-        if let Some(fd) = self.notify() {
-            return Ok((fd.as_raw_fd(), false));
-        }
-        let fd = sys::eventfd()?;
-        let raw = fd.as_raw_fd();
-        match self.notify_fd.compare_exchange(-1, raw, SeqCst, SeqCst) {
-            Ok(_) => {
-                std::mem::forget(fd); // now owned by `notify_fd`, closed in Drop
-                Ok((raw, true))
-            }
-            // Another thread made one first; ours is closed as `fd` drops.
-            Err(existing) => Ok((existing, false)),
-        }
+        self.notify.get_or_make()
     }
 }
 
 impl Drop for Socket {
     fn drop(&mut self) {
-        let notify = *self.notify_fd.get_mut();
-        if notify != -1 {
-            // SAFETY: we own this descriptor (see `make_notify`) and nobody else closes it.
-            unsafe { libc::close(notify) };
-        }
         log::log!(Level::Trace, "sid {}: released", self.sid);
+    }
+}
+
+/// The socket's `SO_SNDTIMEO`, or `None` when it has none.
+fn send_timeout(fd: RawFd) -> Result<Option<Duration>> {
+    let tv: libc::timeval = sys::option(fd, libc::SOL_SOCKET, libc::SO_SNDTIMEO)?;
+    let limit = Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000);
+    Ok((!limit.is_zero()).then_some(limit))
+}
+
+/// A `timeval` of `ms` milliseconds.
+fn timeval_ms(ms: u32) -> libc::timeval {
+    libc::timeval {
+        tv_sec: (ms / 1000) as libc::time_t,
+        tv_usec: ((ms % 1000) * 1000) as libc::suseconds_t,
     }
 }
 

@@ -3,7 +3,10 @@
 //! Everything here is a thin wrapper: `-1` becomes [`Error::Os`] labelled with the
 //! operation, everything else is returned as it is.
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::{
+    os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd},
+    sync::atomic::{AtomicI32, Ordering::SeqCst},
+};
 
 use crate::error::Result;
 
@@ -48,6 +51,57 @@ pub(crate) fn eventfd() -> Result<OwnedFd> {
     )?;
     // SAFETY: eventfd returned a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// An eventfd made on first use and closed with its owner.
+#[derive(Debug)]
+pub(crate) struct LazyEventFd(AtomicI32);
+
+impl LazyEventFd {
+    /// No eventfd yet.
+    pub(crate) const fn new() -> Self {
+        Self(AtomicI32::new(-1))
+    }
+
+    /// The eventfd, if one was made.
+    pub(crate) fn get(&self) -> Option<BorrowedFd<'_>> {
+        match self.0.load(SeqCst) {
+            -1 => None,
+            // SAFETY: the descriptor stays open until `self` is dropped.
+            fd => Some(unsafe { BorrowedFd::borrow_raw(fd) }),
+        }
+    }
+
+    /// The eventfd, made now if needed, and whether this call made it.
+    pub(crate) fn get_or_make(&self) -> Result<(RawFd, bool)> {
+        if let Some(fd) = self.get() {
+            return Ok((fd.as_raw_fd(), false));
+        }
+        let fd = eventfd()?;
+        match self.0.compare_exchange(-1, fd.as_raw_fd(), SeqCst, SeqCst) {
+            // From now on `self` owns it and closes it on drop.
+            Ok(_) => Ok((fd.into_raw_fd(), true)),
+            // Another thread made one first; ours is closed as `fd` drops.
+            Err(existing) => Ok((existing, false)),
+        }
+    }
+
+    /// Makes the eventfd readable, if it exists.
+    pub(crate) fn signal(&self) {
+        if let Some(fd) = self.get() {
+            eventfd_signal(fd);
+        }
+    }
+}
+
+impl Drop for LazyEventFd {
+    fn drop(&mut self) {
+        let fd = *self.0.get_mut();
+        if fd != -1 {
+            // SAFETY: `get_or_make` gave this descriptor to us alone; nobody else closes it.
+            drop(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+    }
 }
 
 /// Adds one to an eventfd's counter, making it readable. A full counter is already readable.

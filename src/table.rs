@@ -9,18 +9,17 @@
 use std::{
     collections::HashMap,
     hash::{BuildHasherDefault, Hasher},
-    sync::{Arc, LazyLock},
+    sync::Arc,
 };
-
-use parking_lot::RwLock;
 
 use crate::{
     error::{Error, Result},
+    fork::ForkSafe,
     socket::Socket,
 };
 
 /// Every open socket, by sid.
-pub(crate) static TABLE: LazyLock<RwLock<Table>> = LazyLock::new(|| RwLock::new(Table::new()));
+pub(crate) static TABLE: ForkSafe<Table> = ForkSafe::new();
 
 /// Open sockets by sid, and the next sid to try.
 #[derive(Debug)]
@@ -29,14 +28,16 @@ pub(crate) struct Table {
     next: i32,
 }
 
-impl Table {
-    fn new() -> Self {
+impl Default for Table {
+    fn default() -> Self {
         Self {
             sockets: HashMap::default(),
             next: 1,
         }
     }
+}
 
+impl Table {
     /// Stores the socket that `make` builds for a fresh sid, and returns it.
     pub(crate) fn insert(&mut self, make: impl FnOnce(i32) -> Socket) -> Arc<Socket> {
         let mut sid = self.next;
@@ -108,7 +109,7 @@ mod tests {
 
     #[test]
     fn sids_are_not_reused_after_close() {
-        let mut table = Table::new();
+        let mut table = Table::default();
         let a = table.insert(socket).sid();
         let b = table.insert(socket).sid();
         assert_eq!((a, b), (1, 2));
@@ -122,7 +123,7 @@ mod tests {
 
     #[test]
     fn counter_wraps_to_one_and_skips_open_sids() {
-        let mut table = Table::new();
+        let mut table = Table::default();
         let one = table.insert(socket).sid();
         assert_eq!(one, 1);
         table.next = i32::MAX;
@@ -134,7 +135,7 @@ mod tests {
 
     #[test]
     fn unknown_and_negative_sids_are_bad() {
-        let table = Table::new();
+        let table = Table::default();
         for sid in [0, -1, 7, i32::MIN] {
             assert!(matches!(table.get(sid), Err(Error::BadSid(s)) if s == sid));
         }
