@@ -24,7 +24,7 @@ VALGRIND   := valgrind -q --error-exitcode=99 --leak-check=full \
               --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
 
 .PHONY: all lib test rust-test lint header-check symbols-check c-test asan-test \
-        valgrind-test demo bench clean
+        valgrind-test demo bench measure-idle clean
 
 all: lib
 
@@ -100,3 +100,11 @@ bench: lib $(BUILD)/bench
 clean:
 	$(CARGO) clean
 	rm -rf $(BUILD)
+
+# Memory per idle connection: N idle loopback TCP pairs through xsocket vs the kernel.
+$(BUILD)/measure_idle: c-tests/measure_idle.c include/xsocket.h $(LIBSO)
+	@mkdir -p $(BUILD)
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(CWARN) -O2 -Iinclude -Ic-tests/lib -o $@ $< -L$(RELEASE) -lxsocket
+
+measure-idle: $(BUILD)/measure_idle
+	$(RUN_SO) $(BUILD)/measure_idle 10000

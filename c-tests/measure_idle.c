@@ -4,10 +4,8 @@
  * xsocket's own user-space memory per idle connection. Kernel socket memory is not
  * part of the RSS, so the raw-socket line is the baseline of the measurement itself.
  *
- * Not part of the test run. Build and run:
- *   cc -std=gnu11 -D_GNU_SOURCE -O2 -Iinclude -Ic-tests/lib -o build/measure_idle \
- *      c-tests/measure_idle.c -Ltarget/release -lxsocket
- *   LD_LIBRARY_PATH=target/release build/measure_idle [N=10000]
+ * Not part of the test run. Build and run: make measure-idle
+ * (or LD_LIBRARY_PATH=target/release build/measure_idle [N=10000]).
  */
 #include <arpa/inet.h>
 #include <errno.h>
