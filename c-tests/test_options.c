@@ -144,7 +144,7 @@ SCENARIO(nodelay_explicit) {
 }
 
 /* xsocket only: TCP sockets start with TCP_NODELAY on (the kernel's start off), and
- * so do the sockets accepted from an xs listener. */
+ * the sockets accepted from an xs listener inherit the listener's setting. */
 SCENARIO(nodelay_default) {
     int k = XS_PASS(socket(AF_INET, SOCK_STREAM, 0));
     CHECK(get_int_opt(&KERNEL, k, IPPROTO_TCP, TCP_NODELAY) == 0);
@@ -160,6 +160,12 @@ SCENARIO(nodelay_default) {
     int s = XS_PASS(A->accept(l, NULL, NULL));
     CHECK(get_int_opt(A, c, IPPROTO_TCP, TCP_NODELAY) == 1);
     CHECK(get_int_opt(A, s, IPPROTO_TCP, TCP_NODELAY) == 1);
+    A->close(s), A->close(c);
+    /* Turned off on the listener, it is off on what it accepts, as in the kernel. */
+    XS_PASS(set_int_opt(A, l, IPPROTO_TCP, TCP_NODELAY, 0));
+    c = XS_PASS(connected(A, AF_INET, SOCK_STREAM, &addr, len));
+    s = XS_PASS(A->accept(l, NULL, NULL));
+    CHECK(get_int_opt(A, s, IPPROTO_TCP, TCP_NODELAY) == 0);
     A->close(s), A->close(c);
     XS_PASS(A->close(l));
 }
