@@ -31,6 +31,7 @@ all: lib
 # cargo decides what to rebuild; build.rs rewrites include/xsocket.h.
 lib:
 	$(CARGO) build --release --locked
+	@ln -sf libxsocket.so $(RELEASE)/libxsocket.so.0
 
 $(LIBSO) $(LIBA) include/xsocket.h: lib
 

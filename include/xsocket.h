@@ -399,6 +399,39 @@ int xs_getpeername(int sid, struct sockaddr *addr, socklen_t *addrlen);
  */
 int xs_fcntl(int sid, int cmd, int arg);
 
+/**
+ * Opens a socket connected to `url` and returns its sid (blocking).
+ *
+ * URLs: `tcp://HOST:PORT`, `udp://HOST:PORT` (a connected UDP socket),
+ * `unix:///PATH`, `unix://@NAME` (Linux abstract name). HOST is an IPv4 address,
+ * a bracketed IPv6 address (`[::1]`) or a name; every address a name resolves to is
+ * tried in turn.
+ *
+ * Returns the sid, or -1 with errno: `EFAULT` (NULL `url`), `EINVAL` (malformed
+ * URL or unknown scheme; `xs_last_error()` says which), `EHOSTUNREACH` (name not
+ * resolved), or the errors of `xs_socket` and `xs_connect` (`ECONNREFUSED`,
+ * `ENOENT`, `ETIMEDOUT`, …) for the last address tried.
+ *
+ * # Safety
+ * `url` must be NULL or a NUL-terminated string.
+ */
+int xs_dial(const char *url);
+
+/**
+ * Opens a socket bound to `url` and returns its sid: listening with `backlog` for
+ * `tcp://` and `unix://`, bound for `udp://`. Port 0 picks a free port (read it
+ * with `xs_getsockname`). TCP listeners get `SO_REUSEADDR`. A Unix path that
+ * exists already is `EADDRINUSE`, as with `bind(2)`.
+ *
+ * Returns the sid, or -1 with errno: `EFAULT`, `EINVAL`, `EHOSTUNREACH` (as for
+ * `xs_dial`), or the errors of `xs_socket`, `xs_bind` (`EADDRINUSE`, `EACCES`, …) and
+ * `xs_listen`.
+ *
+ * # Safety
+ * `url` must be NULL or a NUL-terminated string.
+ */
+int xs_listen_url(const char *url, int backlog);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -5,7 +5,7 @@
 
 use std::{
     mem::MaybeUninit,
-    net::{Ipv4Addr, Ipv6Addr},
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
     os::fd::RawFd,
 };
 
@@ -13,6 +13,49 @@ use std::{
 pub(crate) fn empty_storage() -> libc::sockaddr_storage {
     // SAFETY: sockaddr_storage is plain integers; all-zero bytes are a valid value.
     unsafe { std::mem::zeroed() }
+}
+
+/// A socket address as the kernel takes it.
+pub(crate) fn from_socket_addr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    let mut storage = empty_storage();
+    let len = match addr {
+        SocketAddr::V4(v4) => {
+            // SAFETY: sockaddr_in fits in sockaddr_storage, which is suitably aligned.
+            let sin = unsafe { &mut *(&raw mut storage).cast::<libc::sockaddr_in>() };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = v4.port().to_be();
+            sin.sin_addr.s_addr = u32::from(*v4.ip()).to_be();
+            size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(v6) => {
+            // SAFETY: sockaddr_in6 fits in sockaddr_storage, which is suitably aligned.
+            let sin6 = unsafe { &mut *(&raw mut storage).cast::<libc::sockaddr_in6>() };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = v6.port().to_be();
+            sin6.sin6_addr.s6_addr = v6.ip().octets();
+            sin6.sin6_flowinfo = v6.flowinfo();
+            sin6.sin6_scope_id = v6.scope_id();
+            size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
+/// A Unix socket address: a path, or (with `abstract_name`) a Linux abstract name.
+/// `name` must be at most 107 bytes (checked by the caller).
+pub(crate) fn unix(name: &[u8], abstract_name: bool) -> (libc::sockaddr_storage, libc::socklen_t) {
+    let mut storage = empty_storage();
+    // SAFETY: sockaddr_un fits in sockaddr_storage, which is suitably aligned.
+    let sun = unsafe { &mut *(&raw mut storage).cast::<libc::sockaddr_un>() };
+    sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let start = usize::from(abstract_name);
+    for (dst, &src) in sun.sun_path[start..].iter_mut().zip(name) {
+        *dst = src as libc::c_char;
+    }
+    let base = size_of::<libc::sa_family_t>();
+    // Abstract names are counted exactly; paths include their terminating NUL.
+    let len = base + start + name.len() + usize::from(!abstract_name);
+    (storage, len as libc::socklen_t)
 }
 
 /// Formats a socket address held in a `sockaddr_storage` of `len` valid bytes.
@@ -39,9 +82,7 @@ pub(crate) fn describe(storage: &libc::sockaddr_storage, len: libc::socklen_t) -
 fn describe_unix(storage: &libc::sockaddr_storage, len: usize) -> String {
     // SAFETY: sockaddr_un fits inside sockaddr_storage; only `len` bytes are read below.
     let sun = unsafe { &*(storage as *const _ as *const libc::sockaddr_un) };
-    let path_len = len
-        .saturating_sub(size_of::<libc::sa_family_t>())
-        .min(sun.sun_path.len());
+    let path_len = len.saturating_sub(size_of::<libc::sa_family_t>()).min(sun.sun_path.len());
     let path: Vec<u8> = sun.sun_path[..path_len].iter().map(|&c| c as u8).collect();
     match path.split_first() {
         None => "unix:<unnamed>".to_string(),
@@ -88,6 +129,18 @@ mod tests {
             )
         };
         (storage, size_of::<T>() as libc::socklen_t)
+    }
+
+    #[test]
+    fn builds_what_it_formats() {
+        for text in ["127.0.0.1:8080", "[::1]:443"] {
+            let (s, l) = from_socket_addr(&text.parse().unwrap());
+            assert_eq!(describe(&s, l), text);
+        }
+        let (s, l) = unix(b"/tmp/a", false);
+        assert_eq!((describe(&s, l), l), ("unix:/tmp/a".to_string(), 2 + 6 + 1));
+        let (s, l) = unix(b"name", true);
+        assert_eq!((describe(&s, l), l), ("unix:@name".to_string(), 2 + 1 + 4));
     }
 
     #[test]

@@ -37,6 +37,14 @@ pub(crate) enum Error {
         /// The option name.
         name: i32,
     },
+    /// A host name in a URL could not be resolved.
+    #[error("cannot resolve host '{host}': {reason}")]
+    Resolve {
+        /// The name as given.
+        host: String,
+        /// The resolver's words.
+        reason: String,
+    },
     /// A wait bounded by an xsocket timeout ran out.
     #[error("{0} timed out")]
     TimedOut(&'static str),
@@ -56,10 +64,7 @@ pub(crate) enum Error {
 impl Error {
     /// The kernel's last error (errno), labelled with the operation that failed.
     pub(crate) fn last_os(op: impl Into<Cow<'static, str>>) -> Self {
-        Self::Os {
-            op: op.into(),
-            source: io::Error::last_os_error(),
-        }
+        Self::Os { op: op.into(), source: io::Error::last_os_error() }
     }
 
     /// The errno of a kernel error, if this is one.
@@ -73,10 +78,7 @@ impl Error {
     /// Adds what was being done to a kernel error; other errors are returned unchanged.
     pub(crate) fn context(self, what: impl FnOnce() -> String) -> Self {
         match self {
-            Self::Os { op, source } => Self::Os {
-                op: format!("{op} {}", what()).into(),
-                source,
-            },
+            Self::Os { op, source } => Self::Os { op: format!("{op} {}", what()).into(), source },
             other => other,
         }
     }

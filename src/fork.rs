@@ -43,9 +43,7 @@ pub(crate) struct ForkSafe<T> {
 impl<T: Default> ForkSafe<T> {
     /// An empty slot; the lock is made on first use.
     pub(crate) const fn new() -> Self {
-        Self {
-            current: AtomicPtr::new(ptr::null_mut()),
-        }
+        Self { current: AtomicPtr::new(ptr::null_mut()) }
     }
 
     fn lock(&self) -> &RwLock<T> {
@@ -122,10 +120,7 @@ pub(crate) fn after_fork_check() {
     if FORKED.load(Ordering::Relaxed) && FORKED.swap(false, Ordering::SeqCst) {
         let needs_events = table::TABLE.read().sockets().any(|s| s.notify().is_some());
         if needs_events && let Err(err) = reactor::handle() {
-            log::log!(
-                log::Level::Error,
-                "cannot restart the event thread after fork: {err}"
-            );
+            log::log!(log::Level::Error, "cannot restart the event thread after fork: {err}");
         }
     }
 }

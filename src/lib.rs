@@ -21,10 +21,12 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod addr;
+mod endpoint;
 mod error;
 pub mod ffi;
 mod fork;
 mod log;
+mod open;
 mod options;
 mod poll;
 mod reactor;

@@ -67,10 +67,8 @@ pub(crate) fn parse_level(text: &str) -> Option<i32> {
 fn max_level() -> i32 {
     match MAX_LEVEL.load(Relaxed) {
         -1 => {
-            let level = std::env::var("XSOCKET_LOG")
-                .ok()
-                .and_then(|v| parse_level(&v))
-                .unwrap_or(0);
+            let level =
+                std::env::var("XSOCKET_LOG").ok().and_then(|v| parse_level(&v)).unwrap_or(0);
             // Keep a level set by xs_set_logger in the meantime.
             let _ = MAX_LEVEL.compare_exchange(-1, level, Relaxed, Relaxed);
             MAX_LEVEL.load(Relaxed)

@@ -31,10 +31,7 @@ pub(crate) fn set(socket: &Socket, name: i32, value: &[u8]) -> Result<()> {
             socket.set_connect_timeout_ms(ms);
             Ok(())
         }
-        _ => Err(Error::OptionNotSupported {
-            level: XS_SOL_XSOCKET,
-            name,
-        }),
+        _ => Err(Error::OptionNotSupported { level: XS_SOL_XSOCKET, name }),
     }
 }
 
@@ -49,10 +46,7 @@ pub(crate) fn get(socket: &Arc<Socket>, name: i32) -> Result<i32> {
             }
             Ok(fd)
         }
-        _ => Err(Error::OptionNotSupported {
-            level: XS_SOL_XSOCKET,
-            name,
-        }),
+        _ => Err(Error::OptionNotSupported { level: XS_SOL_XSOCKET, name }),
     }
 }
 

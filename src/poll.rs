@@ -15,16 +15,8 @@ use crate::{
 /// Polls the sids in `entries` (their `fd` fields), filling `revents`; returns how many
 /// entries have events, or 0 on time-out.
 pub(crate) fn poll(entries: &mut [libc::pollfd], timeout_ms: i32) -> Result<i32> {
-    let sockets: Vec<Option<Arc<Socket>>> = entries
-        .iter()
-        .map(|e| {
-            if e.fd < 0 {
-                None
-            } else {
-                table::lookup(e.fd).ok()
-            }
-        })
-        .collect();
+    let sockets: Vec<Option<Arc<Socket>>> =
+        entries.iter().map(|e| if e.fd < 0 { None } else { table::lookup(e.fd).ok() }).collect();
     let mut kernel: Vec<libc::pollfd> = Vec::with_capacity(entries.len());
     let mut in_calls: Vec<InCall<'_>> = Vec::with_capacity(entries.len());
     let mut invalid = false;
@@ -45,11 +37,7 @@ pub(crate) fn poll(entries: &mut [libc::pollfd], timeout_ms: i32) -> Result<i32>
                 -1
             }
         };
-        kernel.push(libc::pollfd {
-            fd,
-            events: entry.events,
-            revents: 0,
-        });
+        kernel.push(libc::pollfd { fd, events: entry.events, revents: 0 });
     }
     let timeout_ms = if invalid { 0 } else { timeout_ms };
     let nfds = kernel.len() as libc::nfds_t;

@@ -63,12 +63,8 @@ pub(crate) fn handle() -> Result<Arc<Reactor>> {
     *slot = Some(Arc::clone(&reactor));
     drop(slot);
     // Sockets that already had a notification fd (in a forked child) are watched again.
-    let watched: Vec<Arc<Socket>> = table::TABLE
-        .read()
-        .sockets()
-        .filter(|s| s.notify().is_some())
-        .cloned()
-        .collect();
+    let watched: Vec<Arc<Socket>> =
+        table::TABLE.read().sockets().filter(|s| s.notify().is_some()).cloned().collect();
     for socket in &watched {
         // A flag left set by the old thread (in a forked child) would hide the socket.
         socket.attention_queued.store(false, SeqCst);
@@ -78,18 +74,13 @@ pub(crate) fn handle() -> Result<Arc<Reactor>> {
 }
 
 fn start() -> Result<Arc<Reactor>> {
-    let poll = Poll::new().map_err(|source| Error::Os {
-        op: "epoll_create".into(),
-        source,
-    })?;
-    let registry = poll.registry().try_clone().map_err(|source| Error::Os {
-        op: "epoll dup".into(),
-        source,
-    })?;
-    let waker = Waker::new(poll.registry(), WAKE).map_err(|source| Error::Os {
-        op: "eventfd".into(),
-        source,
-    })?;
+    let poll = Poll::new().map_err(|source| Error::Os { op: "epoll_create".into(), source })?;
+    let registry = poll
+        .registry()
+        .try_clone()
+        .map_err(|source| Error::Os { op: "epoll dup".into(), source })?;
+    let waker = Waker::new(poll.registry(), WAKE)
+        .map_err(|source| Error::Os { op: "eventfd".into(), source })?;
     let reactor = Arc::new(Reactor {
         registry,
         waker,
@@ -106,16 +97,10 @@ fn start() -> Result<Arc<Reactor>> {
             }));
             for_thread.alive.store(false, SeqCst);
             if outcome.is_err() {
-                log!(
-                    Level::Error,
-                    "event thread panicked; it restarts on next use"
-                );
+                log!(Level::Error, "event thread panicked; it restarts on next use");
             }
         })
-        .map_err(|source| Error::Os {
-            op: "spawn event thread".into(),
-            source,
-        })?;
+        .map_err(|source| Error::Os { op: "spawn event thread".into(), source })?;
     log!(Level::Info, "event thread started (pid {})", reactor.pid);
     Ok(reactor)
 }
@@ -188,12 +173,7 @@ fn update_watch(
         Ok(()) => {
             // Report the current state once: the application may have missed an edge.
             sys::eventfd_signal(notify);
-            log!(
-                Level::Trace,
-                "sid {}: watched (eventfd {})",
-                socket.sid(),
-                notify.as_raw_fd()
-            );
+            log!(Level::Trace, "sid {}: watched (eventfd {})", socket.sid(), notify.as_raw_fd());
             watched.insert(token, socket);
         }
         Err(err) => log!(Level::Error, "sid {}: cannot watch: {err}", socket.sid()),

@@ -253,10 +253,7 @@ impl Socket {
             // A blocking TCP connect says EINPROGRESS when SO_SNDTIMEO runs out.
             Err(err) if err.os_errno() == Some(libc::EINPROGRESS) => {
                 // Abandon the attempt so the socket does not connect later behind our back.
-                let unspec = libc::sockaddr {
-                    sa_family: libc::AF_UNSPEC as _,
-                    sa_data: [0; 14],
-                };
+                let unspec = libc::sockaddr { sa_family: libc::AF_UNSPEC as _, sa_data: [0; 14] };
                 // SAFETY: a valid AF_UNSPEC address of the right size.
                 unsafe { libc::connect(fd, &unspec, size_of::<libc::sockaddr>() as _) };
                 Err(Error::TimedOut("connect"))
@@ -317,11 +314,7 @@ impl Socket {
                 .map(|limit| limit - elapsed)
                 .fold(pause, Duration::min);
             // No events asked for: only a hang-up (our own close) or the time ends it.
-            let mut pfd = libc::pollfd {
-                fd,
-                events: 0,
-                revents: 0,
-            };
+            let mut pfd = libc::pollfd { fd, events: 0, revents: 0 };
             let wait_ms = left.as_millis().max(1) as i32;
             syscall!("poll", poll(&mut pfd, 1, wait_ms))?;
             pause = (pause * 2).min(Duration::from_millis(50));
@@ -376,16 +369,7 @@ impl Socket {
     ) -> Result<isize> {
         self.blocking("sendto", || {
             // SAFETY: pointers go to the kernel unchanged (caller's contract).
-            unsafe {
-                libc::sendto(
-                    self.raw_fd(),
-                    buf,
-                    len,
-                    flags | libc::MSG_NOSIGNAL,
-                    to,
-                    to_len,
-                )
-            }
+            unsafe { libc::sendto(self.raw_fd(), buf, len, flags | libc::MSG_NOSIGNAL, to, to_len) }
         })
     }
 
@@ -441,11 +425,7 @@ impl Socket {
     pub(crate) fn set_nonblocking(&self, on: bool) -> Result<()> {
         let fd = self.raw_fd();
         let flags = syscall!("fcntl", fcntl(fd, libc::F_GETFL))?;
-        let flags = if on {
-            flags | libc::O_NONBLOCK
-        } else {
-            flags & !libc::O_NONBLOCK
-        };
+        let flags = if on { flags | libc::O_NONBLOCK } else { flags & !libc::O_NONBLOCK };
         syscall!("fcntl", fcntl(fd, libc::F_SETFL, flags))?;
         self.nonblocking.store(on, SeqCst);
         Ok(())
@@ -502,9 +482,6 @@ fn timeval_ms(ms: u32) -> libc::timeval {
 fn log_debug_event(sock: &Socket, what: &str, peer: bool) {
     if log::enabled(Level::Debug) {
         let addr = addr::of_socket(sock.raw_fd(), peer);
-        log::write(
-            Level::Debug,
-            format_args!("sid {}: {what} {addr}", sock.sid),
-        );
+        log::write(Level::Debug, format_args!("sid {}: {what} {addr}", sock.sid));
     }
 }

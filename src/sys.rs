@@ -23,10 +23,7 @@ pub(crate) use syscall;
 /// Sets a socket option of type `T` (an `int`, a `timeval`, …) on a kernel socket.
 pub(crate) fn set_option<T>(fd: RawFd, level: i32, name: i32, value: &T) -> Result<()> {
     let len = size_of::<T>() as libc::socklen_t;
-    syscall!(
-        "setsockopt",
-        setsockopt(fd, level, name, (value as *const T).cast(), len)
-    )?;
+    syscall!("setsockopt", setsockopt(fd, level, name, (value as *const T).cast(), len))?;
     Ok(())
 }
 
@@ -34,10 +31,7 @@ pub(crate) fn set_option<T>(fd: RawFd, level: i32, name: i32, value: &T) -> Resu
 pub(crate) fn option<T: Copy>(fd: RawFd, level: i32, name: i32) -> Result<T> {
     let mut value = std::mem::MaybeUninit::<T>::zeroed();
     let mut len = size_of::<T>() as libc::socklen_t;
-    syscall!(
-        "getsockopt",
-        getsockopt(fd, level, name, value.as_mut_ptr().cast(), &mut len)
-    )?;
+    syscall!("getsockopt", getsockopt(fd, level, name, value.as_mut_ptr().cast(), &mut len))?;
     // SAFETY: zero-initialised plain data (ints, timeval), partly or wholly written by
     // the kernel; every bit pattern is a valid value of such types.
     Ok(unsafe { value.assume_init() })
@@ -45,10 +39,7 @@ pub(crate) fn option<T: Copy>(fd: RawFd, level: i32, name: i32) -> Result<T> {
 
 /// Creates a non-blocking, close-on-exec eventfd.
 pub(crate) fn eventfd() -> Result<OwnedFd> {
-    let fd = syscall!(
-        "eventfd",
-        eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)
-    )?;
+    let fd = syscall!("eventfd", eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC))?;
     // SAFETY: eventfd returned a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

@@ -30,10 +30,7 @@ pub(crate) struct Table {
 
 impl Default for Table {
     fn default() -> Self {
-        Self {
-            sockets: HashMap::default(),
-            next: 1,
-        }
+        Self { sockets: HashMap::default(), next: 1 }
     }
 }
 

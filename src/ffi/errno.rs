@@ -13,6 +13,7 @@ pub(crate) fn errno_of(err: &Error) -> i32 {
         Error::ProtocolNotSupported(_) => libc::EPROTONOSUPPORT,
         Error::OptionNotSupported { .. } => libc::ENOPROTOOPT,
         Error::TimedOut(_) => libc::ETIMEDOUT,
+        Error::Resolve { .. } => libc::EHOSTUNREACH,
         Error::Os { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
         Error::Internal(_) => libc::EIO,
     }
@@ -31,10 +32,7 @@ mod tests {
     #[test]
     fn kernel_errors_keep_their_errno() {
         let source = std::io::Error::from_raw_os_error(libc::ECONNRESET);
-        let err = Error::Os {
-            op: "recv".into(),
-            source,
-        };
+        let err = Error::Os { op: "recv".into(), source };
         assert_eq!(errno_of(&err), libc::ECONNRESET);
     }
 

@@ -12,6 +12,7 @@ pub mod opt;
 pub mod poll;
 pub mod socket;
 pub mod types;
+pub mod url;
 
 use std::{cell::RefCell, ffi::c_char, sync::Arc};
 
@@ -75,11 +76,7 @@ pub(crate) fn socket_of(sid: i32) -> crate::error::Result<Arc<Socket>> {
 
 /// Fails with `EFAULT` when a required pointer is NULL.
 pub(crate) fn non_null<T>(ptr: *const T, what: &'static str) -> crate::error::Result<()> {
-    if ptr.is_null() {
-        Err(Error::NullPointer(what))
-    } else {
-        Ok(())
-    }
+    if ptr.is_null() { Err(Error::NullPointer(what)) } else { Ok(()) }
 }
 
 #[cfg(test)]
@@ -126,10 +123,7 @@ mod tests {
         let _: i32 = ffi_call!("xs_recv", { Err(Error::ClosedWhileInUse) });
         let text = |e| {
             // SAFETY: xs_strerror returns a valid C string owned by this thread.
-            unsafe { CStr::from_ptr(diag::xs_strerror(e)) }
-                .to_str()
-                .unwrap()
-                .to_owned()
+            unsafe { CStr::from_ptr(diag::xs_strerror(e)) }.to_str().unwrap().to_owned()
         };
         assert_eq!(
             text(libc::EBADF),

@@ -32,10 +32,7 @@ pub unsafe extern "C" fn xs_setsockopt(
     ffi_call!("xs_setsockopt", {
         let socket = socket_of(sid)?;
         if level != XS_SOL_XSOCKET {
-            syscall!(
-                "setsockopt",
-                setsockopt(socket.raw_fd(), level, optname, optval, optlen)
-            )?;
+            syscall!("setsockopt", setsockopt(socket.raw_fd(), level, optname, optval, optlen))?;
             return Ok(0);
         }
         if optlen > 0 {
@@ -73,10 +70,7 @@ pub unsafe extern "C" fn xs_getsockopt(
     ffi_call!("xs_getsockopt", {
         let socket = socket_of(sid)?;
         if level != XS_SOL_XSOCKET {
-            syscall!(
-                "getsockopt",
-                getsockopt(socket.raw_fd(), level, optname, optval, optlen)
-            )?;
+            syscall!("getsockopt", getsockopt(socket.raw_fd(), level, optname, optval, optlen))?;
             return Ok(0);
         }
         non_null(optlen, "optlen")?;
@@ -84,9 +78,7 @@ pub unsafe extern "C" fn xs_getsockopt(
         // SAFETY: non-NULL, and the caller promises it is valid.
         let room = unsafe { *optlen } as usize;
         if room < size_of::<c_int>() {
-            return Err(Error::InvalidArgument(
-                "optlen is smaller than an int".into(),
-            ));
+            return Err(Error::InvalidArgument("optlen is smaller than an int".into()));
         }
         let value = options::get(&socket, optname)?;
         // SAFETY: `optval` has room for an int (checked above); it may be unaligned.

@@ -9,11 +9,10 @@ use libc::{sockaddr, socklen_t};
 use super::{ffi_call, socket_of};
 use crate::{
     error::Error,
-    fork,
     log::{Level, log},
-    reactor,
+    open, reactor,
     socket::Socket,
-    sys::{self, syscall},
+    sys::syscall,
     table,
 };
 
@@ -33,44 +32,7 @@ use crate::{
 /// Always safe to call.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn xs_socket(domain: c_int, r#type: c_int, protocol: c_int) -> c_int {
-    ffi_call!("xs_socket", {
-        let flags = r#type & (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
-        let sock_type = r#type & !(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
-        if !matches!(domain, libc::AF_INET | libc::AF_INET6 | libc::AF_UNIX) {
-            return Err(Error::FamilyNotSupported(domain));
-        }
-        if !matches!(
-            sock_type,
-            libc::SOCK_STREAM | libc::SOCK_DGRAM | libc::SOCK_SEQPACKET
-        ) {
-            return Err(Error::TypeNotSupported(sock_type));
-        }
-        if !(0..=255).contains(&protocol) {
-            return Err(Error::ProtocolNotSupported(protocol));
-        }
-        fork::install_handlers();
-        let fd = syscall!(
-            "socket",
-            socket(domain, r#type | libc::SOCK_CLOEXEC, protocol)
-        )?;
-        // SAFETY: socket returned a new descriptor that nothing else owns.
-        let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-        let is_tcp = domain != libc::AF_UNIX && sock_type == libc::SOCK_STREAM;
-        if is_tcp {
-            let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
-            sys::set_option(raw, libc::IPPROTO_TCP, libc::TCP_NODELAY, &1i32)?;
-        }
-        let nonblocking = flags & libc::SOCK_NONBLOCK != 0;
-        let socket = table::TABLE
-            .write()
-            .insert(|sid| Socket::new(sid, fd, domain, sock_type, nonblocking));
-        log!(
-            Level::Debug,
-            "sid {}: socket({domain}, {type}, {protocol})",
-            socket.sid()
-        );
-        Ok(socket.sid())
-    })
+    ffi_call!("xs_socket", { Ok(open::open(domain, r#type, protocol)?.sid()) })
 }
 
 /// Binds the socket to a local address, as `bind(2)`.
@@ -146,16 +108,11 @@ pub unsafe extern "C" fn xs_accept4(
         let fd = unsafe { listener.accept(addr, addrlen, flags)? };
         let nonblocking = flags & libc::SOCK_NONBLOCK != 0;
         let (domain, sock_type) = (listener.domain(), listener.sock_type());
-        let socket = table::TABLE
-            .write()
-            .insert(|sid| Socket::new(sid, fd, domain, sock_type, nonblocking));
+        let socket =
+            table::TABLE.write().insert(|sid| Socket::new(sid, fd, domain, sock_type, nonblocking));
         if crate::log::enabled(Level::Debug) {
             let peer = crate::addr::of_socket(socket.raw_fd(), true);
-            log!(
-                Level::Debug,
-                "sid {}: accepted {peer} on sid {sid}",
-                socket.sid()
-            );
+            log!(Level::Debug, "sid {}: accepted {peer} on sid {sid}", socket.sid());
         }
         Ok(socket.sid())
     })
@@ -301,9 +258,7 @@ pub unsafe extern "C" fn xs_fcntl(sid: c_int, cmd: c_int, arg: c_int) -> c_int {
         let socket = socket_of(sid)?;
         match cmd {
             libc::F_GETFL => socket.status_flags(),
-            libc::F_SETFL => socket
-                .set_nonblocking(arg & libc::O_NONBLOCK != 0)
-                .map(|()| 0),
+            libc::F_SETFL => socket.set_nonblocking(arg & libc::O_NONBLOCK != 0).map(|()| 0),
             _ => Err(Error::InvalidArgument(
                 format!("xs_fcntl supports F_GETFL and F_SETFL, not command {cmd}").into(),
             )),

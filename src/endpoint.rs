@@ -1,0 +1,128 @@
+//! URLs for `xs_dial` and `xs_listen_url`, parsed without I/O.
+//!
+//! Schemes: `tcp://HOST:PORT`, `udp://HOST:PORT`, `unix:///PATH` (a filesystem path)
+//! and `unix://@NAME` (a Linux abstract name). HOST is an IPv4 address, an IPv6
+//! address in brackets, or a name to resolve (`localhost`). Parsing never resolves
+//! names; [`Endpoint::Net`] keeps the host as text for the caller to resolve.
+
+use crate::error::{Error, Result};
+
+/// The longest Unix socket path, without the terminating NUL (`sizeof sun_path - 1`).
+pub(crate) const UNIX_PATH_MAX: usize = 107;
+
+/// Where a URL points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    /// A host and port over TCP (`stream`) or UDP (`!stream`).
+    Net {
+        /// TCP when true, UDP when false.
+        stream: bool,
+        /// An address literal (IPv6 without brackets) or a name to resolve.
+        host: String,
+        /// The port; 0 asks the kernel for a free one when listening.
+        port: u16,
+    },
+    /// A Unix stream socket at a filesystem path.
+    UnixPath(Vec<u8>),
+    /// A Unix stream socket with a Linux abstract name (no leading NUL here).
+    UnixAbstract(Vec<u8>),
+}
+
+impl Endpoint {
+    /// Parses a URL such as `tcp://127.0.0.1:80`, `udp://[::1]:53` or `unix:///tmp/s`.
+    pub(crate) fn parse(url: &str) -> Result<Self> {
+        let invalid = |why: &str| Error::InvalidArgument(format!("URL '{url}': {why}").into());
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| invalid("no scheme://"))?;
+        match scheme.to_ascii_lowercase().as_str() {
+            "tcp" | "udp" => {
+                let (host, port) =
+                    split_host_port(rest).ok_or_else(|| invalid("want HOST:PORT"))?;
+                let port = port.parse().map_err(|_| invalid("port must be 0..65535"))?;
+                if host.is_empty() {
+                    return Err(invalid("empty host"));
+                }
+                Ok(Self::Net { stream: scheme.eq_ignore_ascii_case("tcp"), host, port })
+            }
+            "unix" => {
+                let name = rest.as_bytes();
+                let (abstract_name, bytes) = match name.split_first() {
+                    Some((b'@', name)) => (true, name),
+                    Some((b'/', _)) => (false, name),
+                    _ => return Err(invalid("want unix:///PATH or unix://@NAME")),
+                };
+                if bytes.is_empty() || bytes.len() > UNIX_PATH_MAX || bytes.contains(&0) {
+                    return Err(invalid("Unix name must be 1..107 bytes without NUL"));
+                }
+                Ok(if abstract_name {
+                    Self::UnixAbstract(bytes.to_vec())
+                } else {
+                    Self::UnixPath(bytes.to_vec())
+                })
+            }
+            other => Err(invalid(&format!("scheme '{other}' is not supported (tcp, udp, unix)"))),
+        }
+    }
+}
+
+/// Splits `host:port`, `[v6]:port`; the host comes back without brackets.
+fn split_host_port(text: &str) -> Option<(String, &str)> {
+    let text = text.strip_suffix('/').unwrap_or(text);
+    if let Some(rest) = text.strip_prefix('[') {
+        let (host, port) = rest.split_once("]:")?;
+        return Some((host.to_string(), port));
+    }
+    let (host, port) = text.rsplit_once(':')?;
+    if host.contains(':') {
+        return None; // an IPv6 address needs brackets
+    }
+    Some((host.to_string(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(stream: bool, host: &str, port: u16) -> Endpoint {
+        Endpoint::Net { stream, host: host.into(), port }
+    }
+
+    #[test]
+    fn parses_network_urls() {
+        assert_eq!(Endpoint::parse("tcp://127.0.0.1:80").unwrap(), net(true, "127.0.0.1", 80));
+        assert_eq!(Endpoint::parse("udp://[::1]:53").unwrap(), net(false, "::1", 53));
+        assert_eq!(Endpoint::parse("TCP://localhost:0/").unwrap(), net(true, "localhost", 0));
+    }
+
+    #[test]
+    fn parses_unix_urls() {
+        assert_eq!(
+            Endpoint::parse("unix:///tmp/x.sock").unwrap(),
+            Endpoint::UnixPath(b"/tmp/x.sock".to_vec())
+        );
+        assert_eq!(
+            Endpoint::parse("unix://@name").unwrap(),
+            Endpoint::UnixAbstract(b"name".to_vec())
+        );
+    }
+
+    #[test]
+    fn rejects_bad_urls_with_a_reason() {
+        for bad in [
+            "127.0.0.1:80",
+            "tcp://127.0.0.1",
+            "tcp://:80",
+            "tcp://::1:80",
+            "tcp://h:65536",
+            "tcp://h:-1",
+            "unix://",
+            "unix://relative",
+            "ftp://h:1",
+        ] {
+            let err = Endpoint::parse(bad).unwrap_err();
+            assert!(matches!(err, Error::InvalidArgument(_)), "{bad}: {err:?}");
+            assert!(err.to_string().contains(bad), "{err}");
+        }
+        let long = format!("unix:///{}", "x".repeat(UNIX_PATH_MAX));
+        assert!(Endpoint::parse(&long).is_err());
+    }
+}
