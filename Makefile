@@ -24,7 +24,7 @@ VALGRIND   := valgrind -q --error-exitcode=99 --leak-check=full \
               --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
 
 .PHONY: all lib test rust-test lint header-check symbols-check c-test asan-test \
-        valgrind-test demo bench measure-idle clean
+        valgrind-test header-compile install install-test demo bench measure-idle clean
 
 all: lib
 
@@ -37,7 +37,8 @@ $(LIBSO) $(LIBA) include/xsocket.h: lib
 
 # ----- tests -----
 
-test: lib header-check symbols-check lint rust-test c-test asan-test valgrind-test
+test: lib header-check symbols-check lint rust-test c-test asan-test valgrind-test \
+      header-compile install-test
 	@echo "make test: all suites passed"
 
 rust-test:
@@ -81,6 +82,49 @@ asan-test: $(ASAN_BINS)
 valgrind-test: $(TEST_BINS)
 	@set -e; for t in $(TEST_BINS); do echo "== $$t (valgrind)"; \
 	  XSOCKET_TEST_SLOW=1 $(RUN_SO) $(VALGRIND) $$t; done
+
+# The header compiles cleanly as strict C and as C++; the C++ program also runs.
+header-compile: lib
+	@mkdir -p $(BUILD)
+	printf '#include "xsocket.h"\nint main(void) { return xs_socket(AF_INET, SOCK_STREAM, 0) < 0; }\n' \
+	  > $(BUILD)/header_c.c
+	$(CC) -std=c99 -Wall -Wextra -pedantic -Werror -Iinclude -c $(BUILD)/header_c.c -o $(BUILD)/header_c.o
+	$(CC) -std=c11 -Wall -Wextra -pedantic -Werror -Iinclude -c $(BUILD)/header_c.c -o $(BUILD)/header_c.o
+	$(CXX) -std=c++11 -Wall -Wextra -pedantic -Werror -Iinclude -o $(BUILD)/cxx_echo c-tests/cxx_echo.cpp \
+	  -L$(RELEASE) -lxsocket
+	$(RUN_SO) $(BUILD)/cxx_echo
+
+# ----- install -----
+
+PREFIX     ?= /usr/local
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+
+install: lib
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
+	install -m 755 $(LIBSO) $(DESTDIR)$(LIBDIR)/libxsocket.so.$(VERSION)
+	ln -sf libxsocket.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libxsocket.so.0
+	ln -sf libxsocket.so.0 $(DESTDIR)$(LIBDIR)/libxsocket.so
+	install -m 644 $(LIBA) $(DESTDIR)$(LIBDIR)/libxsocket.a
+	install -m 644 include/xsocket.h $(DESTDIR)$(INCLUDEDIR)/xsocket.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	  -e 's|@VERSION@|$(VERSION)|' xsocket.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/xsocket.pc
+
+# Installs into a temporary prefix and builds a C test with pkg-config alone, shared
+# and static, then runs both.
+install-test: lib
+	@set -e; prefix=$$(mktemp -d); trap 'rm -rf "$$prefix"' EXIT; \
+	$(MAKE) --no-print-directory install PREFIX="$$prefix" >/dev/null; \
+	export PKG_CONFIG_PATH="$$prefix/lib/pkgconfig"; \
+	echo "install-test: installed into $$prefix: $$(cd $$prefix && find . -type f -o -type l | sort | tr '\n' ' ')"; \
+	$(CC) -std=gnu11 -D_GNU_SOURCE -Ic-tests/lib -o $$prefix/test_url c-tests/test_url.c $(HARNESS) \
+	  $$(pkg-config --cflags --libs xsocket) -Wl,-rpath,$$prefix/lib; \
+	readelf -d $$prefix/test_url | grep -q 'NEEDED.*libxsocket.so.0'; \
+	$$prefix/test_url; \
+	$(CC) -std=gnu11 -D_GNU_SOURCE -Ic-tests/lib -o $$prefix/test_url_static c-tests/test_url.c $(HARNESS) \
+	  $$(pkg-config --cflags xsocket) $$prefix/lib/libxsocket.a $$(pkg-config --static --libs-only-l xsocket | sed 's/-lxsocket//'); \
+	$$prefix/test_url_static
 
 # ----- demo and bench -----
 
