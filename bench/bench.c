@@ -1,24 +1,40 @@
 /*
- * bench.c: xsocket (protocol 0) against the raw kernel socket, in the same run.
+ * bench.c: xsocket (protocol 0) against the raw kernel socket, in the same run, and
+ * against libzmq and nng where they are installed.
  *
  * Workloads, each over loopback TCP (127.0.0.1) and a Unix stream socket:
  *   bulk     64 KiB writes, 1 GiB per measurement; GiB/s
  *   msgs     64 B and 1 KiB messages, each a 4-byte length + payload written with one
  *            send call; the receiver reads 256 KiB at a time and parses; messages/s
+ *   msgs MSG_MORE
+ *            the same, but every send passes MSG_MORE except the last message of each
+ *            burst of 4096 (and the last of the run), identically for raw and xs: the
+ *            kernel still takes one syscall per message (TCP corks in the kernel, Unix
+ *            ignores the flag); a library may cork in user space
  *   rtt      ping-pong of 64 B messages; median and p99 round trip in microseconds
  *
  * The same workload code runs against two tables of functions (struct api): RAW, the
  * kernel's own calls, and XS, xsocket's xs_ calls. Both ends of a connection use the
  * same table. Sender and receiver are two threads of this process; the connection is
- * set up before the clock starts. Rounds alternate xs, raw, xs, raw, ... and the table
- * shows the median over rounds. TCP_NODELAY is on for both (xsocket's default).
+ * set up before the clock starts. Rounds alternate xs, raw, libzmq, nng, xs, raw, ...
+ * and the table shows the median over rounds. TCP_NODELAY is on for all.
  *
- * CPU placement (BENCH_CPUS): "one" (default) pins both threads to one CPU, which
- * gives the steadiest numbers on a small or shared machine (cross-CPU wake-ups in a VM
- * vary by 3x from run to run); "two" puts the sender and receiver on two CPUs; "any"
- * leaves placement to the scheduler.
+ * libzmq and nng (compiled in when <zmq.h> / <nng/nng.h> exist; link with -lzmq /
+ * -lnng; -DBENCH_ZMQ=0 / -DBENCH_NNG=0 leave one out) run the msgs workloads without
+ * MSG_MORE (PUSH -> PULL, one zmq_send / nng_send of the `size`-byte payload per
+ * message, their own framing instead of the 4-byte length; the receiver checks each
+ * message's size and sequence number) and rtt (PAIR sockets, 64 B), over
+ * tcp://127.0.0.1 and ipc:// in the temporary directory, at their default queue
+ * limits. Every wait has a 30 s timeout. libzmq moves data in its own I/O thread and
+ * nng in its worker threads: those threads are placed on the bench's CPUs (below).
  *
- * Environment: BENCH_QUICK=1 scales everything down for a smoke run (about a second);
+ * CPU placement (BENCH_CPUS): "one" (default) pins both threads (and libzmq's and nng's
+ * threads) to one CPU, which gives the steadiest numbers on a small or shared machine
+ * (cross-CPU wake-ups in a VM vary by 3x from run to run); "two" puts the sender and
+ * receiver on two CPUs and lets libzmq's and nng's threads use both; "any" leaves
+ * placement to the scheduler.
+ *
+ * Environment: BENCH_QUICK=1 scales everything down for a smoke run (a few seconds);
  * BENCH_ROUNDS=n sets the rounds per row (default 5, quick 3); BENCH_CPUS as above.
  *
  * Build and run:  make bench
@@ -40,6 +56,39 @@
 
 #include "xsocket.h"
 
+/* libzmq and nng: measured when their headers are found (the Makefile then links them). */
+#ifndef BENCH_ZMQ
+#if defined(__has_include)
+#if __has_include(<zmq.h>)
+#define BENCH_ZMQ 1
+#endif
+#endif
+#endif
+#ifndef BENCH_ZMQ
+#define BENCH_ZMQ 0
+#endif
+
+#ifndef BENCH_NNG
+#if defined(__has_include)
+#if __has_include(<nng/nng.h>)
+#define BENCH_NNG 1
+#endif
+#endif
+#endif
+#ifndef BENCH_NNG
+#define BENCH_NNG 0
+#endif
+
+#if BENCH_ZMQ
+#include <zmq.h>
+#endif
+#if BENCH_NNG
+#include <nng/nng.h>
+#include <nng/protocol/pair0/pair.h>
+#include <nng/protocol/pipeline0/pull.h>
+#include <nng/protocol/pipeline0/push.h>
+#endif
+
 #define KiB 1024u
 #define MiB (1024u * KiB)
 #define GiB (1024ull * MiB)
@@ -47,6 +96,8 @@
 #define BULK_CHUNK (64 * KiB) /* bytes per send in the bulk workload */
 #define RECV_BUF (256 * KiB)  /* receive buffer of the message parser */
 #define RTT_SIZE 64           /* ping-pong message size */
+#define MORE_BURST 4096       /* msgs MSG_MORE: the last message of each burst goes without */
+#define PEER_TIMEOUT_MS 30000 /* bound on every wait of a data call */
 #define MAX_ROUNDS 32
 
 /* ===== the two APIs ================================================================ */
@@ -215,13 +266,17 @@ static void close_conn(const struct api *A, struct conn c) {
     ok(A->close(c.b), A, "close");
 }
 
-static void send_all(const struct api *A, int s, const void *buf, size_t len) {
+static void send_flags(const struct api *A, int s, const void *buf, size_t len, int flags) {
     const char *p = buf;
     while (len > 0) {
-        ssize_t n = ok(A->send(s, p, len, 0), A, "send");
+        ssize_t n = ok(A->send(s, p, len, flags), A, "send");
         p += n;
         len -= (size_t)n;
     }
+}
+
+static void send_all(const struct api *A, int s, const void *buf, size_t len) {
+    send_flags(A, s, buf, len, 0);
 }
 
 /* Reads exactly len bytes; returns 0 on end of stream before the first byte, else 1. */
@@ -390,8 +445,13 @@ static void *msg_receiver(void *arg) {
     return NULL;
 }
 
-/* Messages per second for `count` messages of `size` bytes (size >= 4). */
-static struct result msgs(const struct api *A, enum transport t, size_t size, uint64_t count) {
+/*
+ * Messages per second for `count` messages of `size` bytes (size >= 4). With `more`,
+ * every send passes MSG_MORE except the last message of each burst of MORE_BURST and
+ * the last message of the run.
+ */
+static struct result msgs_run(const struct api *A, enum transport t, size_t size,
+                              uint64_t count, int more) {
     struct conn c = open_conn(A, t);
     struct job j = {.A = A, .sid = c.b, .size = size, .count = count};
     char *frame = xmalloc(4 + size);
@@ -405,13 +465,24 @@ static struct result msgs(const struct api *A, enum transport t, size_t size, ui
     for (uint64_t i = 0; i < count; i++) {
         uint32_t seq = (uint32_t)i;
         memcpy(frame + 4, &seq, 4);
-        send_all(A, c.a, frame, 4 + size); /* one send call unless the kernel splits it */
+        int last = (i + 1) % MORE_BURST == 0 || i + 1 == count;
+        /* one send call unless the kernel splits it */
+        send_flags(A, c.a, frame, 4 + size, more && !last ? MSG_MORE : 0);
     }
     pthread_join(th, NULL);
 
     free(frame);
     close_conn(A, c);
     return (struct result){{(double)count / ((double)(j.t_end - t0) / 1e9), 0}};
+}
+
+static struct result msgs(const struct api *A, enum transport t, size_t size, uint64_t count) {
+    return msgs_run(A, t, size, count, 0);
+}
+
+static struct result msgs_more(const struct api *A, enum transport t, size_t size,
+                               uint64_t count) {
+    return msgs_run(A, t, size, count, 1);
 }
 
 /* --- rtt: ping-pong --- */
@@ -427,6 +498,14 @@ static void *echo_peer(void *arg) {
 static int cmp_u64(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return (x > y) - (x < y);
+}
+
+/* Median and p99 of `n` round trips (ns) in microseconds; frees `samples`. */
+static struct result rtt_result(uint64_t *samples, uint64_t n) {
+    qsort(samples, n, sizeof *samples, cmp_u64);
+    struct result r = {{samples[n / 2] / 1e3, samples[(n * 99 + 99) / 100 - 1] / 1e3}};
+    free(samples);
+    return r;
 }
 
 /* Median and p99 round trip in microseconds over `iters` ping-pongs (after a warm-up). */
@@ -454,16 +533,369 @@ static struct result rtt(const struct api *A, enum transport t, size_t unused, u
     pthread_join(th, NULL);
     close_conn(A, c);
 
-    qsort(samples, iters, sizeof *samples, cmp_u64);
-    struct result r = {{samples[iters / 2] / 1e3, samples[(iters * 99 + 99) / 100 - 1] / 1e3}};
-    free(samples);
-    return r;
+    return rtt_result(samples, iters);
 }
+
+/* ===== libzmq and nng ============================================================== */
+
+#if BENCH_ZMQ || BENCH_NNG
+/* The peer thread of a libzmq or nng measurement. */
+struct mjob {
+#if BENCH_ZMQ
+    void *zs;        /* libzmq socket */
+#endif
+#if BENCH_NNG
+    nng_socket ns;   /* nng socket */
+#endif
+    size_t size;     /* message size */
+    uint64_t count;  /* messages */
+    uint64_t t_end;  /* when the receiver had everything (CLOCK_MONOTONIC, ns) */
+};
+#endif
+
+/* ===== libzmq ====================================================================== */
+
+/*
+ * The same msgs and rtt workloads through libzmq: each measurement gets its own context
+ * (and so its own I/O thread), a PUSH -> PULL pair for msgs and a PAIR pair for rtt,
+ * all with ZMQ_LINGER 0 and 30 s ZMQ_SNDTIMEO / ZMQ_RCVTIMEO. The `A` argument is unused.
+ */
+#if BENCH_ZMQ
+static long zok(long rc, const char *what) {
+    if (rc < 0)
+        die("libzmq: %s: %s", what, zmq_strerror(zmq_errno()));
+    return rc;
+}
+
+/* A connected pair of libzmq sockets: `a` connects (and sends), `b` binds. */
+struct zconn {
+    void *ctx, *a, *b;
+};
+
+static void *zsocket(void *ctx, int type) {
+    void *s = zmq_socket(ctx, type);
+    if (!s)
+        zok(-1, "zmq_socket");
+    int linger = 0, timeout = PEER_TIMEOUT_MS;
+    zok(zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger), "ZMQ_LINGER");
+    zok(zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof timeout), "ZMQ_RCVTIMEO");
+    zok(zmq_setsockopt(s, ZMQ_SNDTIMEO, &timeout, sizeof timeout), "ZMQ_SNDTIMEO");
+    return s;
+}
+
+static struct zconn zmq_open_conn(enum transport t, int type_a, int type_b) {
+    struct zconn z;
+    z.ctx = zmq_ctx_new();
+    if (!z.ctx)
+        zok(-1, "zmq_ctx_new");
+    /* The I/O thread starts with the first socket: put it on the bench's CPU(s). */
+    if (placement != ANY_CPU) {
+        zok(zmq_ctx_set(z.ctx, ZMQ_THREAD_AFFINITY_CPU_ADD, cpu_main), "zmq_ctx_set affinity");
+        if (cpu_peer != cpu_main)
+            zok(zmq_ctx_set(z.ctx, ZMQ_THREAD_AFFINITY_CPU_ADD, cpu_peer), "zmq_ctx_set affinity");
+    }
+    z.b = zsocket(z.ctx, type_b);
+    z.a = zsocket(z.ctx, type_a);
+    char ep[256];
+    if (t == TCP) {
+        snprintf(ep, sizeof ep, "tcp://127.0.0.1:*");
+    } else {
+        unlink(unix_path);
+        snprintf(ep, sizeof ep, "ipc://%s", unix_path);
+    }
+    zok(zmq_bind(z.b, ep), "zmq_bind");
+    size_t len = sizeof ep;
+    zok(zmq_getsockopt(z.b, ZMQ_LAST_ENDPOINT, ep, &len), "ZMQ_LAST_ENDPOINT");
+    zok(zmq_connect(z.a, ep), "zmq_connect");
+    return z;
+}
+
+static void zmq_close_conn(enum transport t, struct zconn z) {
+    zok(zmq_close(z.a), "zmq_close");
+    zok(zmq_close(z.b), "zmq_close");
+    while (zmq_ctx_term(z.ctx) != 0)
+        if (zmq_errno() != EINTR)
+            zok(-1, "zmq_ctx_term");
+    if (t == UNIX_STREAM)
+        unlink(unix_path);
+}
+
+static void *zmq_msg_receiver(void *arg) {
+    struct mjob *j = arg;
+    char *buf = xmalloc(j->size + 1);
+    for (uint64_t seen = 0; seen < j->count; seen++) {
+        long n = zok(zmq_recv(j->zs, buf, j->size + 1, 0), "msgs: zmq_recv");
+        if ((size_t)n != j->size)
+            die("libzmq: msgs: message %llu has length %ld, expected %zu",
+                (unsigned long long)seen, n, j->size);
+        uint32_t seq;
+        memcpy(&seq, buf, 4);
+        if (seq != (uint32_t)seen)
+            die("libzmq: msgs: message %llu carries sequence number %u",
+                (unsigned long long)seen, seq);
+    }
+    j->t_end = now_ns();
+    free(buf);
+    return NULL;
+}
+
+/* Messages per second: `count` zmq_send calls of `size` bytes, PUSH -> PULL. */
+static struct result zmq_msgs(const struct api *A, enum transport t, size_t size,
+                              uint64_t count) {
+    struct zconn z = zmq_open_conn(t, ZMQ_PUSH, ZMQ_PULL);
+    /* An empty message first, so the connection is up before the clock starts. */
+    char c;
+    zok(zmq_send(z.a, "", 0, 0), "msgs: zmq_send");
+    if (zok(zmq_recv(z.b, &c, 1, 0), "msgs: zmq_recv") != 0)
+        die("libzmq: msgs: unexpected first message");
+
+    struct mjob j = {.zs = z.b, .size = size, .count = count};
+    char *payload = xmalloc(size);
+    memset(payload, 0xa5, size);
+    pthread_t th;
+    start_thread(&th, zmq_msg_receiver, &j);
+
+    uint64_t t0 = now_ns();
+    for (uint64_t i = 0; i < count; i++) {
+        uint32_t seq = (uint32_t)i;
+        memcpy(payload, &seq, 4);
+        zok(zmq_send(z.a, payload, size, 0), "msgs: zmq_send");
+    }
+    pthread_join(th, NULL);
+
+    free(payload);
+    zmq_close_conn(t, z);
+    return (struct result){{(double)count / ((double)(j.t_end - t0) / 1e9), 0}};
+}
+
+/* Echoes every message until an empty one arrives. */
+static void *zmq_echo_peer(void *arg) {
+    struct mjob *j = arg;
+    char buf[RTT_SIZE + 1];
+    for (;;) {
+        long n = zok(zmq_recv(j->zs, buf, sizeof buf, 0), "rtt: zmq_recv (echo)");
+        if (n == 0)
+            break;
+        if (n != RTT_SIZE)
+            die("libzmq: rtt: echo got %ld bytes", n);
+        zok(zmq_send(j->zs, buf, (size_t)n, 0), "rtt: zmq_send (echo)");
+    }
+    return NULL;
+}
+
+/* Median and p99 round trip in microseconds over `iters` ping-pongs, PAIR <-> PAIR. */
+static struct result zmq_rtt(const struct api *A, enum transport t, size_t size,
+                             uint64_t iters) {
+    struct zconn z = zmq_open_conn(t, ZMQ_PAIR, ZMQ_PAIR);
+    struct mjob j = {.zs = z.b};
+    pthread_t th;
+    start_thread(&th, zmq_echo_peer, &j);
+
+    char msg[RTT_SIZE], reply[RTT_SIZE + 1];
+    memset(msg, 0x3c, sizeof msg);
+    uint64_t *samples = xmalloc(iters * sizeof *samples);
+    for (uint64_t i = 0; i < 200 + iters; i++) { /* 200 to let the threads settle */
+        uint64_t t0 = now_ns();
+        zok(zmq_send(z.a, msg, sizeof msg, 0), "rtt: zmq_send");
+        if (zok(zmq_recv(z.a, reply, sizeof reply, 0), "rtt: zmq_recv") != RTT_SIZE)
+            die("libzmq: rtt: reply of the wrong size");
+        if (i >= 200)
+            samples[i - 200] = now_ns() - t0;
+    }
+    zok(zmq_send(z.a, "", 0, 0), "rtt: zmq_send"); /* the peer stops */
+    pthread_join(th, NULL);
+    zmq_close_conn(t, z);
+    return rtt_result(samples, iters);
+}
+#endif /* BENCH_ZMQ */
+
+/* ===== nng ========================================================================= */
+
+/*
+ * The same through nng: push0 -> pull0 for msgs, pair0 <-> pair0 for rtt, 30 s
+ * NNG_OPT_SENDTIMEO / NNG_OPT_RECVTIMEO. nng's worker threads are process-wide and
+ * start with the first socket (nng_start); nng_fini stops them at the end.
+ */
+#if BENCH_NNG
+static void nok(int rv, const char *what) {
+    if (rv != 0)
+        die("nng: %s: %s", what, nng_strerror(rv));
+}
+
+/* Starts nng's threads from this (main) thread, with the affinity they should keep. */
+static void nng_start(void) {
+    static int started;
+    if (started)
+        return;
+    started = 1;
+    cpu_set_t set;
+    if (placement == TWO_CPUS) { /* let them run on both CPUs, while main stays on one */
+        CPU_ZERO(&set);
+        CPU_SET(cpu_main, &set);
+        CPU_SET(cpu_peer, &set);
+        pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+    }
+    nng_socket s;
+    nok(nng_pair0_open(&s), "nng_pair0_open");
+    nok(nng_close(s), "nng_close");
+    if (placement == TWO_CPUS) {
+        CPU_ZERO(&set);
+        CPU_SET(cpu_main, &set);
+        pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+    }
+}
+
+/* A connected pair of nng sockets: `a` dials (and sends), `b` listens. */
+struct nconn {
+    nng_socket a, b;
+};
+
+static struct nconn nng_open_conn(enum transport t, int (*open_a)(nng_socket *),
+                                  int (*open_b)(nng_socket *)) {
+    nng_start();
+    struct nconn n;
+    nok(open_b(&n.b), "open socket");
+    nok(open_a(&n.a), "open socket");
+    nng_socket ends[2] = {n.a, n.b};
+    for (int i = 0; i < 2; i++) {
+        nok(nng_socket_set_ms(ends[i], NNG_OPT_RECVTIMEO, PEER_TIMEOUT_MS), "NNG_OPT_RECVTIMEO");
+        nok(nng_socket_set_ms(ends[i], NNG_OPT_SENDTIMEO, PEER_TIMEOUT_MS), "NNG_OPT_SENDTIMEO");
+    }
+    char url[256];
+    nng_listener l;
+    if (t == TCP) {
+        nok(nng_listen(n.b, "tcp://127.0.0.1:0", &l, 0), "nng_listen");
+        int port;
+        nok(nng_listener_get_int(l, NNG_OPT_TCP_BOUND_PORT, &port), "NNG_OPT_TCP_BOUND_PORT");
+        snprintf(url, sizeof url, "tcp://127.0.0.1:%d", port);
+    } else {
+        unlink(unix_path);
+        snprintf(url, sizeof url, "ipc://%s", unix_path);
+        nok(nng_listen(n.b, url, &l, 0), "nng_listen");
+    }
+    nok(nng_dial(n.a, url, NULL, 0), "nng_dial"); /* synchronous: connected on return */
+    return n;
+}
+
+static void nng_close_conn(enum transport t, struct nconn n) {
+    nok(nng_close(n.a), "nng_close");
+    nok(nng_close(n.b), "nng_close");
+    if (t == UNIX_STREAM)
+        unlink(unix_path);
+}
+
+static void *nng_msg_receiver(void *arg) {
+    struct mjob *j = arg;
+    char *buf = xmalloc(j->size + 1);
+    for (uint64_t seen = 0; seen < j->count; seen++) {
+        size_t n = j->size + 1;
+        nok(nng_recv(j->ns, buf, &n, 0), "msgs: nng_recv");
+        if (n != j->size)
+            die("nng: msgs: message %llu has length %zu, expected %zu",
+                (unsigned long long)seen, n, j->size);
+        uint32_t seq;
+        memcpy(&seq, buf, 4);
+        if (seq != (uint32_t)seen)
+            die("nng: msgs: message %llu carries sequence number %u",
+                (unsigned long long)seen, seq);
+    }
+    j->t_end = now_ns();
+    free(buf);
+    return NULL;
+}
+
+/* Messages per second: `count` nng_send calls of `size` bytes, push0 -> pull0. */
+static struct result nng_msgs(const struct api *A, enum transport t, size_t size,
+                              uint64_t count) {
+    struct nconn n = nng_open_conn(t, nng_push0_open, nng_pull0_open);
+    /* An empty message first, so the pipe is up at both ends before the clock starts. */
+    char c;
+    size_t len = sizeof c;
+    nok(nng_send(n.a, &c, 0, 0), "msgs: nng_send");
+    nok(nng_recv(n.b, &c, &len, 0), "msgs: nng_recv");
+    if (len != 0)
+        die("nng: msgs: unexpected first message");
+
+    struct mjob j = {.ns = n.b, .size = size, .count = count};
+    char *payload = xmalloc(size);
+    memset(payload, 0xa5, size);
+    pthread_t th;
+    start_thread(&th, nng_msg_receiver, &j);
+
+    uint64_t t0 = now_ns();
+    for (uint64_t i = 0; i < count; i++) {
+        uint32_t seq = (uint32_t)i;
+        memcpy(payload, &seq, 4);
+        nok(nng_send(n.a, payload, size, 0), "msgs: nng_send");
+    }
+    pthread_join(th, NULL);
+
+    free(payload);
+    nng_close_conn(t, n);
+    return (struct result){{(double)count / ((double)(j.t_end - t0) / 1e9), 0}};
+}
+
+/* Echoes every message until an empty one arrives. */
+static void *nng_echo_peer(void *arg) {
+    struct mjob *j = arg;
+    char buf[RTT_SIZE + 1];
+    for (;;) {
+        size_t n = sizeof buf;
+        nok(nng_recv(j->ns, buf, &n, 0), "rtt: nng_recv (echo)");
+        if (n == 0)
+            break;
+        if (n != RTT_SIZE)
+            die("nng: rtt: echo got %zu bytes", n);
+        nok(nng_send(j->ns, buf, n, 0), "rtt: nng_send (echo)");
+    }
+    return NULL;
+}
+
+/* Median and p99 round trip in microseconds over `iters` ping-pongs, pair0 <-> pair0. */
+static struct result nng_rtt(const struct api *A, enum transport t, size_t size,
+                             uint64_t iters) {
+    struct nconn n = nng_open_conn(t, nng_pair0_open, nng_pair0_open);
+    struct mjob j = {.ns = n.b};
+    pthread_t th;
+    start_thread(&th, nng_echo_peer, &j);
+
+    char msg[RTT_SIZE], reply[RTT_SIZE + 1];
+    memset(msg, 0x3c, sizeof msg);
+    uint64_t *samples = xmalloc(iters * sizeof *samples);
+    for (uint64_t i = 0; i < 200 + iters; i++) { /* 200 to let the threads settle */
+        size_t len = sizeof reply;
+        uint64_t t0 = now_ns();
+        nok(nng_send(n.a, msg, sizeof msg, 0), "rtt: nng_send");
+        nok(nng_recv(n.a, reply, &len, 0), "rtt: nng_recv");
+        if (len != RTT_SIZE)
+            die("nng: rtt: reply of %zu bytes", len);
+        if (i >= 200)
+            samples[i - 200] = now_ns() - t0;
+    }
+    nok(nng_send(n.a, msg, 0, 0), "rtt: nng_send"); /* the peer stops */
+    pthread_join(th, NULL);
+    nng_close_conn(t, n);
+    return rtt_result(samples, iters);
+}
+#endif /* BENCH_NNG */
 
 /* ===== rounds and the table ======================================================== */
 
 typedef struct result (*workload_fn)(const struct api *A, enum transport t, size_t size,
                                      uint64_t count);
+
+/* The columns of the table, each one implementation; rounds run them in ORDER. */
+enum column { COL_RAW, COL_XS, COL_ZMQ, COL_NNG, N_COLS };
+static const char *const COL_TAG[N_COLS] = {"raw", "xs", "zmq", "nng"};
+static const int ORDER[N_COLS] = {COL_XS, COL_RAW, COL_ZMQ, COL_NNG};
+static const int COL_BUILT[N_COLS] = {1, 1, BENCH_ZMQ, BENCH_NNG};
+
+/* What a row runs in each column (fn NULL: not run) and how many messages/iterations. */
+struct plan {
+    workload_fn fn[N_COLS];
+    const struct api *api[N_COLS];
+    uint64_t count[N_COLS];
+};
 
 /* Formats a value with about 3 significant digits, never in exponent form. */
 static const char *fmt3(double v, char *out, size_t outlen) {
@@ -488,7 +920,9 @@ struct row {
     char workload[32];
     const char *transport;
     const char *unit;
-    double raw, xs;
+    double v[N_COLS];   /* medians */
+    int have[N_COLS];   /* the column was measured */
+    int zmq_ref;        /* no libzmq value of its own: row whose libzmq value to compare to */
     int lower_is_better;
 };
 
@@ -497,77 +931,150 @@ static int nrows;
 static int rounds;
 
 /*
- * Runs `rounds` rounds of xs then raw with the same parameters and adds one row per
- * number the workload gives (`names[k]`), in `unit` after dividing by `div`.
+ * Runs `rounds` rounds of every column of the plan (xs, raw, libzmq, nng, xs, ...) with
+ * the same parameters and adds one row per number the workload gives (`names[k]`), in
+ * `unit` after dividing by `div`. Returns the index of the first row added.
  */
-static void run_rounds(const char *names[2], enum transport t, workload_fn fn, size_t size,
-                       uint64_t count, const char *unit, double div, int lower_is_better) {
-    double xs[2][MAX_ROUNDS], raw[2][MAX_ROUNDS];
-    for (int r = 0; r < rounds; r++) {
-        struct result x = fn(&XS, t, size, count);
-        struct result k = fn(&RAW, t, size, count);
-        for (int v = 0; v < 2; v++) {
-            xs[v][r] = x.v[v] / div;
-            raw[v][r] = k.v[v] / div;
+static int run_rounds(const char *names[2], enum transport t, const struct plan *p,
+                      size_t size, const char *unit, double div, int lower_is_better) {
+    double val[N_COLS][2][MAX_ROUNDS];
+    for (int r = 0; r < rounds; r++)
+        for (int k = 0; k < N_COLS; k++) {
+            int c = ORDER[k];
+            if (!p->fn[c])
+                continue;
+            struct result x = p->fn[c](p->api[c], t, size, p->count[c]);
+            for (int v = 0; v < 2; v++)
+                val[c][v][r] = x.v[v] / div;
         }
-    }
+    int first = nrows;
     for (int v = 0; v < 2 && names[v]; v++) {
         char num[32];
-        printf("  %-5s %-20s raw:", TRANSPORT_NAME[t], names[v]);
-        for (int r = 0; r < rounds; r++)
-            printf(" %s", fmt3(raw[v][r], num, sizeof num));
-        printf("   xs:");
-        for (int r = 0; r < rounds; r++)
-            printf(" %s", fmt3(xs[v][r], num, sizeof num));
-        printf("  %s\n", unit);
+        printf("  %-5s %-20s", TRANSPORT_NAME[t], names[v]);
+        for (int c = 0; c < N_COLS; c++) {
+            if (!p->fn[c])
+                continue;
+            printf(" %s:", COL_TAG[c]);
+            for (int r = 0; r < rounds; r++)
+                printf(" %s", fmt3(val[c][v][r], num, sizeof num));
+            printf("  ");
+        }
+        printf("%s\n", unit);
 
+        if (nrows == (int)(sizeof rows / sizeof rows[0]))
+            die("too many rows");
         struct row *row = &rows[nrows++];
+        memset(row, 0, sizeof *row);
         snprintf(row->workload, sizeof row->workload, "%s", names[v]);
         row->transport = TRANSPORT_NAME[t];
         row->unit = unit;
-        row->raw = median(raw[v], rounds);
-        row->xs = median(xs[v], rounds);
+        for (int c = 0; c < N_COLS; c++)
+            if (p->fn[c]) {
+                row->have[c] = 1;
+                row->v[c] = median(val[c][v], rounds);
+            }
+        row->zmq_ref = -1;
         row->lower_is_better = lower_is_better;
     }
+    return first;
 }
 
-/* Chooses a count so one measurement takes about `seconds`, from a short raw run. */
-static uint64_t calibrate_rate(enum transport t, workload_fn fn, size_t size, uint64_t probe,
-                               double seconds) {
-    fn(&XS, t, size, probe); /* warm-up, discarded */
-    double rate = fn(&RAW, t, size, probe).v[0];
-    uint64_t n = (uint64_t)(rate * seconds);
-    return n < probe ? probe : n;
+/*
+ * A count so one measurement with fn(A) takes about `seconds`, from a short run after a
+ * warm-up with fn(warm) (discarded). `rate` workloads give per-second figures, the
+ * others microseconds per iteration.
+ */
+static uint64_t calibrate(workload_fn fn, const struct api *warm, const struct api *A,
+                          enum transport t, size_t size, uint64_t probe, double seconds,
+                          int rate) {
+    fn(warm, t, size, probe);
+    double v = fn(A, t, size, probe).v[0];
+    double n = rate ? v * seconds : seconds * 1e6 / (v > 0.1 ? v : 0.1);
+    return n < (double)probe ? probe : (uint64_t)n;
+}
+
+/* A plan for fn over xs and raw (count from raw), plus `zfn` / `nfn` when built. */
+static struct plan make_plan(workload_fn fn, workload_fn zfn, workload_fn nfn,
+                             enum transport t, size_t size, uint64_t probe, double seconds,
+                             int rate) {
+    struct plan p;
+    memset(&p, 0, sizeof p);
+    p.fn[COL_RAW] = p.fn[COL_XS] = fn;
+    p.api[COL_RAW] = &RAW;
+    p.api[COL_XS] = &XS;
+    p.count[COL_RAW] = p.count[COL_XS] =
+        calibrate(fn, &XS, &RAW, t, size, probe, seconds, rate);
+    workload_fn other[2] = {zfn, nfn};
+    for (int i = 0; i < 2; i++) {
+        int c = i == 0 ? COL_ZMQ : COL_NNG;
+        if (!other[i] || !COL_BUILT[c])
+            continue;
+        p.fn[c] = other[i];
+        p.count[c] = calibrate(other[i], NULL, NULL, t, size, probe, seconds, rate);
+    }
+    return p;
 }
 
 static void print_table(void) {
-    printf("\n%-20s | %-9s | %14s | %14s | %s\n", "workload", "transport", "raw", "xsocket",
-           "ratio xs/raw");
-    printf("---------------------+-----------+----------------+----------------+"
-           "-----------------------------\n");
+    int show[N_COLS];
+    for (int c = 0; c < N_COLS; c++)
+        show[c] = 0;
+    for (int i = 0; i < nrows; i++)
+        for (int c = 0; c < N_COLS; c++)
+            show[c] |= rows[i].have[c];
+    int starred = 0;
+
+    printf("\n%-20s | %-9s | %14s | %14s | %6s", "workload", "transport", "raw", "xsocket",
+           "xs/raw");
+    if (show[COL_ZMQ])
+        printf(" | %14s | %6s", "libzmq", "xs/zmq");
+    if (show[COL_NNG])
+        printf(" | %14s | %6s", "nng", "xs/nng");
+    printf(" | better\n");
+    printf("---------------------+-----------+----------------+----------------+--------");
+    if (show[COL_ZMQ])
+        printf("+----------------+--------");
+    if (show[COL_NNG])
+        printf("+----------------+--------");
+    printf("+-------\n");
+
     for (int i = 0; i < nrows; i++) {
         const struct row *r = &rows[i];
-        char raw[48], xs[48], num[32];
-        snprintf(raw, sizeof raw, "%s %s", fmt3(r->raw, num, sizeof num), r->unit);
-        snprintf(xs, sizeof xs, "%s %s", fmt3(r->xs, num, sizeof num), r->unit);
-        printf("%-20s | %-9s | %14s | %14s | %5.2f  (%s is better)\n", r->workload, r->transport,
-               raw, xs, r->xs / r->raw, r->lower_is_better ? "lower" : "higher");
+        char cell[N_COLS][48], num[32];
+        for (int c = 0; c < N_COLS; c++) {
+            if (r->have[c])
+                snprintf(cell[c], sizeof cell[c], "%s %s", fmt3(r->v[c], num, sizeof num),
+                         r->unit);
+            else
+                snprintf(cell[c], sizeof cell[c], "-");
+        }
+        printf("%-20s | %-9s | %14s | %14s | %6.2f", r->workload, r->transport, cell[COL_RAW],
+               cell[COL_XS], r->v[COL_XS] / r->v[COL_RAW]);
+        for (int c = COL_ZMQ; c <= COL_NNG; c++) {
+            if (!show[c])
+                continue;
+            printf(" | %14s | ", cell[c]);
+            if (r->have[c]) {
+                printf("%6.2f", r->v[COL_XS] / r->v[c]);
+            } else if (c == COL_ZMQ && r->zmq_ref >= 0) {
+                printf("%5.2f*", r->v[COL_XS] / rows[r->zmq_ref].v[COL_ZMQ]);
+                starred = 1;
+            } else {
+                printf("%6s", "-");
+            }
+        }
+        printf(" | %s\n", r->lower_is_better ? "lower" : "higher");
     }
+    if (starred)
+        printf("* xsocket with MSG_MORE against libzmq's plain row of the same size "
+               "(zmq_send has no MSG_MORE; libzmq batches in its I/O thread by itself)\n");
 }
 
 static void print_others(void) {
-#if defined(__has_include)
-#if __has_include(<zmq.h>)
-    printf("libzmq: headers installed, not measured yet\n");
-#else
-    printf("libzmq: not installed\n");
-#endif
-#if __has_include(<nng/nng.h>)
-    printf("nng: headers installed, not measured yet\n");
-#else
-    printf("nng: not installed\n");
-#endif
-#endif
+    printf("libzmq: %s\n", BENCH_ZMQ ? "measured (PUSH/PULL for msgs, PAIR for rtt)"
+                                     : "not installed (no <zmq.h> when the bench was built)");
+    printf("nng: %s\n", BENCH_NNG ? "measured (push0/pull0 for msgs, pair0 for rtt)"
+                                  : "not installed (no <nng/nng.h> when the bench was built)");
 }
 
 static long env_long(const char *name, long fallback) {
@@ -585,8 +1092,8 @@ int main(void) {
 
     /* Sizes: 1 GiB per bulk measurement; about `target` seconds for the others. */
     uint64_t bulk_bytes = quick ? 32 * MiB : GiB;
-    double target = quick ? 0.02 : 1.0;
-    uint64_t msg_probe = quick ? 2000 : 50000, rtt_probe = quick ? 500 : 5000;
+    double target = quick ? 0.02 : 0.5;
+    uint64_t msg_probe = quick ? 2000 : 20000, rtt_probe = quick ? 500 : 2000;
 
     /* A watchdog, on top of the 30 s socket timeouts, so the bench always stops. */
     signal(SIGALRM, on_alarm);
@@ -611,34 +1118,65 @@ int main(void) {
         printf("on CPUs %d and %d (BENCH_CPUS=two)\n", cpu_main, cpu_peer);
     else
         printf("both on CPU %d (BENCH_CPUS=one)\n", cpu_main);
-    printf("%d rounds per row, alternating xs / raw; the table shows medians%s\n", rounds,
+    printf("%d rounds per row, alternating xs / raw%s%s; the table shows medians%s\n", rounds,
+           BENCH_ZMQ ? " / libzmq" : "", BENCH_NNG ? " / nng" : "",
            quick ? " (BENCH_QUICK: scaled down)" : "");
+    if (BENCH_ZMQ || BENCH_NNG)
+        printf("libzmq's I/O thread and nng's workers run %s\n",
+               placement == ONE_CPU    ? "on that CPU too"
+               : placement == TWO_CPUS ? "on both CPUs"
+                                       : "where the scheduler puts them");
+    printf("MSG_MORE rows: MSG_MORE on every send but the last of each burst of %d messages\n",
+           MORE_BURST);
     printf("per-round values:\n");
+
+#if BENCH_ZMQ
+    workload_fn zmq_msgs_fn = zmq_msgs, zmq_rtt_fn = zmq_rtt;
+#else
+    workload_fn zmq_msgs_fn = NULL, zmq_rtt_fn = NULL;
+#endif
+#if BENCH_NNG
+    workload_fn nng_msgs_fn = nng_msgs, nng_rtt_fn = nng_rtt;
+#else
+    workload_fn nng_msgs_fn = NULL, nng_rtt_fn = NULL;
+#endif
 
     uint64_t t_start = now_ns();
     for (int t = 0; t < N_TRANSPORTS; t++) {
         const char *bulk_name[2] = {"bulk 64 KiB writes", NULL};
         bulk(&XS, t, 0, bulk_bytes / 16); /* warm-up, discarded */
         bulk(&RAW, t, 0, bulk_bytes / 16);
-        run_rounds(bulk_name, t, bulk, 0, bulk_bytes, "GiB/s", GiB, 0);
+        struct plan bp = {.fn = {bulk, bulk}, .api = {&RAW, &XS}, .count = {bulk_bytes, bulk_bytes}};
+        run_rounds(bulk_name, t, &bp, 0, "GiB/s", GiB, 0);
 
         const size_t sizes[2] = {64, 1024};
+        int plain_row[2];
         for (int i = 0; i < 2; i++) {
             const char *name[2] = {sizes[i] == 64 ? "msgs 64 B" : "msgs 1 KiB", NULL};
-            uint64_t n = calibrate_rate(t, msgs, sizes[i], msg_probe, target);
-            run_rounds(name, t, msgs, sizes[i], n, "kmsg/s", 1e3, 0);
+            struct plan p = make_plan(msgs, zmq_msgs_fn, nng_msgs_fn, t, sizes[i], msg_probe,
+                                      target, 1);
+            plain_row[i] = run_rounds(name, t, &p, sizes[i], "kmsg/s", 1e3, 0);
+        }
+        for (int i = 0; i < 2; i++) {
+            const char *name[2] = {sizes[i] == 64 ? "msgs 64 B MSG_MORE" : "msgs 1 KiB MSG_MORE",
+                                   NULL};
+            struct plan p = make_plan(msgs_more, NULL, NULL, t, sizes[i], msg_probe, target, 1);
+            int r = run_rounds(name, t, &p, sizes[i], "kmsg/s", 1e3, 0);
+            if (rows[plain_row[i]].have[COL_ZMQ])
+                rows[r].zmq_ref = plain_row[i];
         }
 
         /* Round trips: aim for `target` seconds from the probe's median. */
         const char *rtt_names[2] = {"rtt 64 B median", "rtt 64 B p99"};
-        rtt(&XS, t, 0, rtt_probe); /* warm-up, discarded */
-        double us = rtt(&RAW, t, 0, rtt_probe).v[0];
-        uint64_t iters = (uint64_t)(target * 1e6 / (us > 1 ? us : 1));
-        run_rounds(rtt_names, t, rtt, 0, iters < rtt_probe ? rtt_probe : iters, "us", 1, 1);
+        struct plan p = make_plan(rtt, zmq_rtt_fn, nng_rtt_fn, t, 0, rtt_probe, target, 0);
+        run_rounds(rtt_names, t, &p, 0, "us", 1, 1);
     }
 
     print_table();
     print_others();
     printf("total time %.1f s\n", (double)(now_ns() - t_start) / 1e9);
+#if BENCH_NNG
+    nng_fini();
+#endif
     return 0;
 }

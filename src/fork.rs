@@ -33,8 +33,8 @@ static FORKED: AtomicBool = AtomicBool::new(false);
 
 /// A read-write lock around global state that a forked child gets back unlocked.
 ///
-/// The lock lives on the heap for the life of the process (a child replaces it); the
-/// data is made with `T::default()` on first use.
+/// The lock lives on the heap, made with `T::default()` on first use, until the
+/// `ForkSafe` is dropped (a forked child replaces it and leaks the old one).
 #[derive(Debug)]
 pub(crate) struct ForkSafe<T> {
     current: AtomicPtr<RwLock<T>>,
@@ -78,6 +78,11 @@ impl<T: Default> ForkSafe<T> {
         self.lock().write()
     }
 
+    /// Exclusive access if nobody holds the lock now.
+    pub(crate) fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
+        self.lock().try_write()
+    }
+
     /// Before a fork: takes the lock and keeps it.
     fn hold(&self) {
         std::mem::forget(self.lock().write());
@@ -104,6 +109,31 @@ impl<T: Default> ForkSafe<T> {
         let fresh = Box::into_raw(Box::new(RwLock::new(data)));
         self.current.store(fresh, Ordering::Release);
         // The old lock may be owned by a thread that does not exist here: leak it.
+    }
+
+    /// In the child after a fork: replaces the lock, whoever held it, with a fresh one
+    /// around `T::default()`, dropping the data. For per-socket state that belongs
+    /// to the parent, which a thread of the parent may have held at the fork.
+    ///
+    /// # Safety
+    /// Only in the child, where no other thread runs.
+    pub(crate) unsafe fn reset_in_child(&self) {
+        if self.current.load(Ordering::Acquire).is_null() {
+            return; // never used: nothing to reset
+        }
+        let fresh = Box::into_raw(Box::new(RwLock::new(T::default())));
+        // The old lock and its data are leaked: they may be in a half-changed state.
+        self.current.store(fresh, Ordering::Release);
+    }
+}
+
+impl<T> Drop for ForkSafe<T> {
+    fn drop(&mut self) {
+        let current = *self.current.get_mut();
+        if !current.is_null() {
+            // SAFETY: made by Box::into_raw in this type, and no longer shared.
+            drop(unsafe { Box::from_raw(current) });
+        }
     }
 }
 

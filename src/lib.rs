@@ -21,6 +21,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod addr;
+mod cork;
 mod endpoint;
 mod error;
 pub mod ffi;

@@ -12,6 +12,14 @@ use crate::{
     table,
 };
 
+/// Hands corked bytes to the kernel (a sleeping poll must not hold them back), then
+/// enters the socket so that a close wakes the poll.
+fn flush_then_enter(socket: &Socket) -> Result<InCall<'_>> {
+    // A broken connection drops its corked bytes; poll then reports what the kernel says.
+    let _ = socket.flush_cork(false);
+    socket.enter()
+}
+
 /// Polls the sids in `entries` (their `fd` fields), filling `revents`; returns how many
 /// entries have events, or 0 on time-out.
 pub(crate) fn poll(entries: &mut [libc::pollfd], timeout_ms: i32) -> Result<i32> {
@@ -22,7 +30,7 @@ pub(crate) fn poll(entries: &mut [libc::pollfd], timeout_ms: i32) -> Result<i32>
     let mut invalid = false;
     for (entry, socket) in entries.iter().zip(&sockets) {
         let fd = match socket {
-            Some(socket) => match socket.enter() {
+            Some(socket) => match flush_then_enter(socket) {
                 Ok(in_call) => {
                     in_calls.push(in_call);
                     socket.raw_fd()

@@ -1,9 +1,13 @@
 //! The event thread: one `mio::Poll` for the whole library, started on first need.
 //!
-//! Protocol-0 sockets do their I/O in the calling thread, so today the event thread
-//! watches only the sockets whose notification eventfd was asked for: when the
-//! kernel socket becomes readable or writable (edge-triggered), it adds one to that
-//! eventfd, so epoll, libuv, asyncio or select() users can wait on xsocket sockets.
+//! Protocol-0 sockets do their I/O in the calling thread, so the event thread has
+//! two jobs today:
+//! * notification fds: it watches the sockets whose eventfd was asked for, and when
+//!   the kernel socket becomes readable or writable (edge-triggered) it adds one to
+//!   that eventfd, so epoll, libuv, asyncio or select() users can wait on sids;
+//! * corked `MSG_MORE` bytes (`cork.rs`): while any exist it wakes every
+//!   `SWEEP_INTERVAL` and sends those that waited `cork::MAX_DELAY`, and it drains the
+//!   corked bytes of sockets closed before the kernel could take them.
 //!
 //! Other threads never touch the thread's state. They queue a socket that needs
 //! attention (at most once per socket, so the queue is bounded by the number of
@@ -18,7 +22,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering::SeqCst},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use mio::{Events, Interest, Poll, Registry, Token, Waker, unix::SourceFd};
@@ -117,12 +121,46 @@ impl Reactor {
     }
 }
 
+/// How often the event thread looks for corked bytes while any may be waiting.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(50);
+
+/// How long a closed socket's corked bytes may wait for a peer that does not read.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// Whether the event thread sweeps for corked bytes (see [`arm_cork_sweep`]).
+static SWEEP_ARMED: AtomicBool = AtomicBool::new(false);
+
+/// Makes the event thread look for corked bytes every [`SWEEP_INTERVAL`] until none
+/// are left. Cheap when already armed; wakes the thread otherwise.
+pub(crate) fn arm_cork_sweep() {
+    if SWEEP_ARMED.load(SeqCst) || SWEEP_ARMED.swap(true, SeqCst) {
+        return;
+    }
+    match handle() {
+        Ok(reactor) => {
+            if let Err(err) = reactor.waker.wake() {
+                log!(Level::Error, "cannot wake the event thread: {err}");
+            }
+        }
+        Err(err) => log!(Level::Error, "corked bytes wait for a send: {err}"),
+    }
+}
+
+/// A socket the event thread holds: for its notification fd, or to drain the corked
+/// bytes of a closed socket (then with the time it was closed).
+struct Watch {
+    socket: Arc<Socket>,
+    draining_since: Option<Instant>,
+}
+
 /// The event loop. Sockets are watched by sid; the thread keeps them alive while watched.
 fn run(mut poll: Poll, reactor: &Reactor) {
     let mut events = Events::with_capacity(256);
-    let mut watched: HashMap<usize, Arc<Socket>> = HashMap::new();
+    let mut watched: HashMap<usize, Watch> = HashMap::new();
+    let mut last_sweep = Instant::now();
     loop {
-        if let Err(err) = poll.poll(&mut events, None) {
+        let timeout = SWEEP_ARMED.load(SeqCst).then_some(SWEEP_INTERVAL);
+        if let Err(err) = poll.poll(&mut events, timeout) {
             if err.kind() != std::io::ErrorKind::Interrupted {
                 log!(Level::Warn, "event thread: poll failed: {err}; retrying");
                 std::thread::sleep(Duration::from_millis(10));
@@ -133,8 +171,12 @@ fn run(mut poll: Poll, reactor: &Reactor) {
         for event in events.iter() {
             if event.token() == WAKE {
                 woken = true;
-            } else if let Some(notify) = watched.get(&event.token().0).and_then(|s| s.notify()) {
-                sys::eventfd_signal(notify);
+            } else if let Some(watch) = watched.get(&event.token().0) {
+                if watch.draining_since.is_some() {
+                    watch.socket.flush_due_cork(Instant::now());
+                } else if let Some(notify) = watch.socket.notify() {
+                    sys::eventfd_signal(notify);
+                }
             }
         }
         if woken {
@@ -144,19 +186,71 @@ fn run(mut poll: Poll, reactor: &Reactor) {
                 update_watch(&reactor.registry, &mut watched, socket);
             }
         }
+        let now = Instant::now();
+        if SWEEP_ARMED.load(SeqCst) && now.duration_since(last_sweep) >= SWEEP_INTERVAL {
+            last_sweep = now;
+            sweep_corks(&reactor.registry, &mut watched, now);
+        }
+        // Closed sockets whose corked bytes are all sent are let go.
+        watched.retain(|_, watch| {
+            let done = watch.draining_since.is_some() && !watch.socket.is_corked();
+            if done {
+                let _ = reactor.registry.deregister(&mut SourceFd(&watch.socket.raw_fd()));
+            }
+            !done
+        });
+    }
+}
+
+/// Sends corked bytes that waited long enough, gives up on closed sockets whose peer
+/// stopped reading, and disarms the sweep once no bytes are corked anywhere.
+fn sweep_corks(registry: &Registry, watched: &mut HashMap<usize, Watch>, now: Instant) {
+    let corked = || -> Vec<Arc<Socket>> {
+        table::TABLE.read().sockets().filter(|s| s.is_corked()).cloned().collect()
+    };
+    for socket in corked() {
+        socket.flush_due_cork(now);
+    }
+    watched.retain(|_, watch| {
+        let Some(since) = watch.draining_since else { return true };
+        watch.socket.flush_due_cork(now);
+        let expired = watch.socket.is_corked() && now.duration_since(since) >= DRAIN_LIMIT;
+        if expired {
+            log!(
+                Level::Warn,
+                "sid {}: peer stopped reading; corked bytes dropped at close",
+                watch.socket.sid()
+            );
+            let _ = registry.deregister(&mut SourceFd(&watch.socket.raw_fd()));
+        }
+        !expired
+    });
+    let draining = watched.values().any(|w| w.draining_since.is_some());
+    if !draining && corked().is_empty() {
+        SWEEP_ARMED.store(false, SeqCst);
+        // A socket corked between the check and the store saw the sweep armed and did
+        // not wake us: look once more.
+        if !corked().is_empty() {
+            SWEEP_ARMED.store(true, SeqCst);
+        }
     }
 }
 
 /// Starts or stops watching one socket, to match its state.
-fn update_watch(
-    registry: &Registry,
-    watched: &mut HashMap<usize, Arc<Socket>>,
-    socket: Arc<Socket>,
-) {
+fn update_watch(registry: &Registry, watched: &mut HashMap<usize, Watch>, socket: Arc<Socket>) {
     let token = socket.sid() as usize;
     let fd = socket.raw_fd();
+    let interest = Interest::READABLE | Interest::WRITABLE;
     if socket.is_closed() {
-        if watched.remove(&token).is_some() {
+        let registered = watched.remove(&token).is_some();
+        if socket.is_corked() {
+            // Keep the socket until its corked bytes are out (xs_close did not wait).
+            if registered || registry.register(&mut SourceFd(&fd), Token(token), interest).is_ok() {
+                arm_cork_sweep();
+                watched.insert(token, Watch { socket, draining_since: Some(Instant::now()) });
+                return;
+            }
+        } else if registered {
             let _ = registry.deregister(&mut SourceFd(&fd));
         }
         // Dropping `socket` here may close the kernel socket: the event thread held it.
@@ -168,13 +262,12 @@ fn update_watch(
     let Some(notify) = socket.notify() else {
         return;
     };
-    let interest = Interest::READABLE | Interest::WRITABLE;
     match registry.register(&mut SourceFd(&fd), Token(token), interest) {
         Ok(()) => {
             // Report the current state once: the application may have missed an edge.
             sys::eventfd_signal(notify);
             log!(Level::Trace, "sid {}: watched (eventfd {})", socket.sid(), notify.as_raw_fd());
-            watched.insert(token, socket);
+            watched.insert(token, Watch { socket, draining_since: None });
         }
         Err(err) => log!(Level::Error, "sid {}: cannot watch: {err}", socket.sid()),
     }

@@ -22,8 +22,11 @@ use std::{
 
 use crate::{
     addr,
+    cork::Cork,
     error::{Error, Result},
+    fork::ForkSafe,
     log::{self, Level},
+    reactor,
     sys::{self, LazyEventFd, syscall},
 };
 
@@ -45,6 +48,11 @@ pub(crate) struct Socket {
     notify: LazyEventFd,
     /// Wakes a blocked Unix connect when the socket is closed (see `connect_unix_waiting`).
     wake: LazyEventFd,
+    /// `MSG_MORE` bytes corked in user space (stream sockets; see `cork.rs`). The lock is
+    /// made on first use; a forked child drops the parent's bytes with a fresh lock.
+    cork: ForkSafe<Option<Box<Cork>>>,
+    /// Whether `cork` holds bytes, so that other calls need not take its lock.
+    corked: AtomicBool,
     /// Whether this socket waits in the event thread's attention list.
     pub(crate) attention_queued: AtomicBool,
 }
@@ -79,6 +87,8 @@ impl Socket {
             connect_timeout_ms: AtomicU32::new(0),
             notify: LazyEventFd::new(),
             wake: LazyEventFd::new(),
+            cork: ForkSafe::new(),
+            corked: AtomicBool::new(false),
             attention_queued: AtomicBool::new(false),
         }
     }
@@ -135,10 +145,16 @@ impl Socket {
     pub(crate) fn forget_other_threads(&self) {
         self.waiters.store(0, SeqCst);
         self.attention_queued.store(false, SeqCst);
+        // Corked bytes are the parent's to send; a parent thread may hold their lock.
+        // SAFETY: called only from the fork handler in the child.
+        unsafe { self.cork.reset_in_child() };
+        self.corked.store(false, SeqCst);
     }
 
-    /// Marks the socket closed and wakes every call blocked on it.
+    /// Marks the socket closed and wakes every call blocked on it. Corked bytes the
+    /// kernel cannot take at once stay for the event thread to drain ([`Socket::is_corked`]).
     pub(crate) fn close(&self) {
+        let _ = self.flush_cork(false);
         self.closed.store(true, SeqCst);
         if self.waiters.load(SeqCst) > 0 {
             // Wakes blocked calls; the descriptor stays open until the last user leaves.
@@ -323,20 +339,194 @@ impl Socket {
 
     // ===== data =====
 
-    /// `send(2)`, never raising SIGPIPE.
+    /// `send(2)`, never raising SIGPIPE. On stream sockets `MSG_MORE` sends are corked in
+    /// user space and handed to the kernel together (see `cork.rs`).
     ///
     /// # Safety
-    /// `buf` and `len` are passed to the kernel as given; the kernel checks them.
+    /// `buf` and `len` are passed to the kernel as given; the kernel checks them. A
+    /// `MSG_MORE` send (or any send while bytes are corked) reads `len` bytes at `buf`
+    /// itself, so `buf` must then be NULL or valid.
     pub(crate) unsafe fn send(
         &self,
         buf: *const libc::c_void,
         len: usize,
         flags: i32,
     ) -> Result<isize> {
+        if self.sock_type == libc::SOCK_STREAM
+            && (flags & libc::MSG_MORE != 0 || self.corked.load(SeqCst))
+        {
+            if buf.is_null() && len > 0 {
+                return Err(Error::NullPointer("buf"));
+            }
+            // SAFETY: non-NULL (or empty), and the caller promises `len` readable bytes.
+            let data = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) };
+            return self.send_corked(data, flags).map(|n| n as isize);
+        }
         self.blocking("send", || {
             // SAFETY: pointers go to the kernel unchanged (caller's contract).
             unsafe { libc::send(self.raw_fd(), buf, len, flags | libc::MSG_NOSIGNAL) }
         })
+    }
+
+    /// A send on a stream socket that corks (`MSG_MORE`) or has corked bytes: keeps
+    /// `data` corked while `MSG_MORE` asks for it and there is room; otherwise hands
+    /// the corked bytes and `data` to the kernel in one call, as the socket's blocking
+    /// mode allows. Returns how many bytes of `data` were taken, as `send(2)` does.
+    fn send_corked(&self, data: &[u8], flags: i32) -> Result<usize> {
+        let more = flags & libc::MSG_MORE != 0;
+        let dont_wait = self.nonblocking.load(SeqCst) || flags & libc::MSG_DONTWAIT != 0;
+        let mut slot = self.cork.write();
+        if more && slot.as_ref().is_none_or(|cork| cork.fits(data.len())) {
+            self.cork_bytes(&mut slot, data);
+            return Ok(data.len());
+        }
+        let mut taken = 0;
+        let failure = loop {
+            let pending = slot.as_ref().map_or(&[][..], |cork| cork.pending());
+            let pending_len = pending.len();
+            let rest = &data[taken..];
+            let iov = [iovec(pending), iovec(rest)];
+            // SAFETY: all-zero is a valid msghdr; the fields set point at live buffers.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_iov = iov.as_ptr().cast_mut();
+            msg.msg_iovlen = iov.len();
+            let outcome = self.blocking("send", || {
+                // SAFETY: `msg` describes the two live buffers above.
+                unsafe { libc::sendmsg(self.raw_fd(), &msg, flags | libc::MSG_NOSIGNAL) }
+            });
+            match outcome {
+                Ok(n) => {
+                    let n = n as usize;
+                    let from_cork = n.min(pending_len);
+                    if slot.as_mut().is_some_and(|cork| cork.consume(from_cork)) {
+                        *slot = None;
+                    }
+                    taken += n - from_cork;
+                    if (slot.is_none() && taken == data.len()) || dont_wait {
+                        break None;
+                    }
+                }
+                Err(err) => break Some(err),
+            }
+        };
+        match failure {
+            Some(err) if !matches!(err.os_errno(), Some(libc::EAGAIN | libc::EINTR)) => {
+                // The connection is broken: corked bytes can never be delivered.
+                *slot = None;
+                self.corked.store(false, SeqCst);
+                return if taken > 0 { Ok(taken) } else { Err(err) };
+            }
+            _ => {}
+        }
+        // What the kernel did not take stays corked when MSG_MORE allows it.
+        if more && taken < data.len() && slot.as_ref().is_none_or(|c| c.fits(data.len() - taken)) {
+            self.cork_bytes(&mut slot, &data[taken..]);
+            taken = data.len();
+        }
+        self.corked.store(slot.is_some(), SeqCst);
+        match failure {
+            Some(err) if taken == 0 && !data.is_empty() => Err(err),
+            None if taken == 0 && !data.is_empty() => Err(Error::Os {
+                op: "send".into(),
+                source: std::io::Error::from_raw_os_error(libc::EAGAIN),
+            }),
+            _ => Ok(taken),
+        }
+    }
+
+    /// Adds bytes to the cork (which has room), arming the event thread's sweep when
+    /// the cork starts.
+    fn cork_bytes(&self, slot: &mut Option<Box<Cork>>, data: &[u8]) {
+        match slot {
+            Some(cork) => cork.append(data),
+            None => {
+                *slot = Some(Box::new(Cork::new(data, Instant::now())));
+                self.corked.store(true, SeqCst);
+                reactor::arm_cork_sweep();
+            }
+        }
+    }
+
+    /// Hands corked bytes to the kernel before another call on the socket. Without
+    /// `wait`, only what the kernel takes at once; with it, waits for room (bounded
+    /// by `SO_SNDTIMEO`, woken by a close). A broken connection drops the bytes.
+    pub(crate) fn flush_cork(&self, wait: bool) -> Result<()> {
+        if !self.corked.load(SeqCst) {
+            return Ok(());
+        }
+        let mut slot = self.cork.write();
+        let outcome = self.flush_locked(&mut slot, wait);
+        if outcome.is_err() && !wait {
+            *slot = None; // broken connection
+        }
+        self.corked.store(slot.is_some(), SeqCst);
+        outcome
+    }
+
+    fn flush_locked(&self, slot: &mut Option<Box<Cork>>, wait: bool) -> Result<()> {
+        let fd = self.raw_fd();
+        while let Some(cork) = slot.as_mut() {
+            let pending = cork.pending();
+            // SAFETY: sends from a live buffer of `pending.len()` bytes.
+            let rc = unsafe {
+                libc::send(fd, pending.as_ptr().cast(), pending.len(), DONT_WAIT_NO_SIGNAL)
+            };
+            if rc >= 0 {
+                if cork.consume(rc as usize) {
+                    *slot = None;
+                }
+                continue;
+            }
+            let err = Error::last_os("send");
+            match err.os_errno() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) if wait => self.wait_writable()?,
+                Some(libc::EAGAIN) => return Ok(()),
+                _ => {
+                    *slot = None;
+                    return Err(err);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until the kernel socket can take more bytes, at most `SO_SNDTIMEO`.
+    fn wait_writable(&self) -> Result<()> {
+        let timeout = send_timeout(self.raw_fd())?.map_or(-1, |t| t.as_millis() as i32);
+        let _in_call = self.enter()?;
+        let mut pfd = libc::pollfd { fd: self.raw_fd(), events: libc::POLLOUT, revents: 0 };
+        let ready = syscall!("poll", poll(&mut pfd, 1, timeout))?;
+        if self.closed.load(SeqCst) {
+            return Err(Error::ClosedWhileInUse);
+        }
+        if ready == 0 {
+            return Err(Error::Os {
+                op: "send corked bytes".into(),
+                source: std::io::Error::from_raw_os_error(libc::EAGAIN),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether corked bytes wait for the kernel.
+    pub(crate) fn is_corked(&self) -> bool {
+        self.corked.load(SeqCst)
+    }
+
+    /// From the event thread: sends corked bytes that waited [`crate::cork::MAX_DELAY`], without
+    /// blocking and without waiting for a thread that is using the cork.
+    pub(crate) fn flush_due_cork(&self, now: Instant) {
+        if !self.corked.load(SeqCst) {
+            return;
+        }
+        let Some(mut slot) = self.cork.try_write() else { return };
+        if slot.as_ref().is_some_and(|cork| cork.is_due(now) || self.is_closed()) {
+            if self.flush_locked(&mut slot, false).is_err() {
+                *slot = None;
+            }
+            self.corked.store(slot.is_some(), SeqCst);
+        }
     }
 
     /// `recv(2)`.
@@ -349,6 +539,7 @@ impl Socket {
         len: usize,
         flags: i32,
     ) -> Result<isize> {
+        let _ = self.flush_cork(false);
         self.blocking("recv", || {
             // SAFETY: pointers go to the kernel unchanged (caller's contract).
             unsafe { libc::recv(self.raw_fd(), buf, len, flags) }
@@ -367,6 +558,7 @@ impl Socket {
         to: *const libc::sockaddr,
         to_len: libc::socklen_t,
     ) -> Result<isize> {
+        self.flush_cork(!self.nonblocking.load(SeqCst))?;
         self.blocking("sendto", || {
             // SAFETY: pointers go to the kernel unchanged (caller's contract).
             unsafe { libc::sendto(self.raw_fd(), buf, len, flags | libc::MSG_NOSIGNAL, to, to_len) }
@@ -385,6 +577,7 @@ impl Socket {
         from: *mut libc::sockaddr,
         from_len: *mut libc::socklen_t,
     ) -> Result<isize> {
+        let _ = self.flush_cork(false);
         self.blocking("recvfrom", || {
             // SAFETY: pointers go to the kernel unchanged (caller's contract).
             unsafe { libc::recvfrom(self.raw_fd(), buf, len, flags, from, from_len) }
@@ -396,6 +589,7 @@ impl Socket {
     /// # Safety
     /// `msg` is passed to the kernel as given; the kernel checks it.
     pub(crate) unsafe fn send_msg(&self, msg: *const libc::msghdr, flags: i32) -> Result<isize> {
+        self.flush_cork(!self.nonblocking.load(SeqCst))?;
         self.blocking("sendmsg", || {
             // SAFETY: pointers go to the kernel unchanged (caller's contract).
             unsafe { libc::sendmsg(self.raw_fd(), msg, flags | libc::MSG_NOSIGNAL) }
@@ -407,14 +601,18 @@ impl Socket {
     /// # Safety
     /// `msg` is passed to the kernel as given; the kernel checks it.
     pub(crate) unsafe fn recv_msg(&self, msg: *mut libc::msghdr, flags: i32) -> Result<isize> {
+        let _ = self.flush_cork(false);
         self.blocking("recvmsg", || {
             // SAFETY: pointers go to the kernel unchanged (caller's contract).
             unsafe { libc::recvmsg(self.raw_fd(), msg, flags) }
         })
     }
 
-    /// `shutdown(2)`.
+    /// `shutdown(2)`. Corked bytes go first (before the FIN); this may wait for room.
     pub(crate) fn shutdown(&self, how: i32) -> Result<()> {
+        if how != libc::SHUT_RD {
+            self.flush_cork(true)?;
+        }
         syscall!("shutdown", shutdown(self.raw_fd(), how))?;
         Ok(())
     }
@@ -461,6 +659,14 @@ impl Drop for Socket {
     fn drop(&mut self) {
         log::log!(Level::Trace, "sid {}: released", self.sid);
     }
+}
+
+/// `send` flags for handing corked bytes over.
+const DONT_WAIT_NO_SIGNAL: i32 = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+
+/// An iovec over a byte slice (the kernel only reads it for sends).
+fn iovec(bytes: &[u8]) -> libc::iovec {
+    libc::iovec { iov_base: bytes.as_ptr().cast_mut().cast(), iov_len: bytes.len() }
 }
 
 /// The socket's `SO_SNDTIMEO`, or `None` when it has none.

@@ -16,6 +16,15 @@ use super::{ffi_call, socket_of};
 /// takes them. Blocks while the send buffer (`SO_SNDBUF`) is full unless the socket is
 /// non-blocking or `MSG_DONTWAIT` is given; `SO_SNDTIMEO` bounds the wait.
 ///
+/// `MSG_MORE` on a stream socket (TCP or Unix) corks in user space: the bytes (up to
+/// 64 KiB per socket) are kept and handed to the kernel together, in one system call,
+/// with the next send without `MSG_MORE`, or before a receive, `xs_poll`,
+/// `xs_shutdown` or `xs_close` on the socket, or after 200 ms at the latest (the
+/// kernel's own limit for corked data). The call returns `len` once the bytes are
+/// kept. Such a send reads `buf` itself, so a bad non-NULL pointer is not reported
+/// as `EFAULT` there. `xs_close` does not wait for corked bytes: the event thread
+/// sends them (giving up after 30 s if the peer never reads).
+///
 /// Returns the number of bytes sent (possibly fewer than `len` on a stream socket), or
 /// -1 with errno: `EBADF` (sid not open, or closed by another thread while waiting),
 /// `EAGAIN` (would block, or send timeout), `EPIPE` (shut down for writing, or peer

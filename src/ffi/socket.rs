@@ -194,8 +194,8 @@ pub unsafe extern "C" fn xs_close(sid: c_int) -> c_int {
     ffi_call!("xs_close", {
         let socket = table::TABLE.write().remove(sid)?;
         socket.close();
-        // The event thread watches sockets with a notification fd: it lets go of them.
-        if socket.notify().is_some()
+        // The event thread lets go of watched sockets, and drains corked bytes.
+        if (socket.notify().is_some() || socket.is_corked())
             && let Ok(reactor) = reactor::handle()
         {
             reactor.attend(&socket);

@@ -1,0 +1,429 @@
+"""The socket object: xsocket's calls shaped like the standard library's ``socket.socket``."""
+
+import ctypes
+import math
+import operator
+import select as _select
+import socket as _std
+import time
+import warnings
+from errno import EAGAIN, EINPROGRESS, EINTR, EISCONN, EWOULDBLOCK
+from fcntl import F_SETFL
+from os import O_NONBLOCK
+
+from . import _addr
+from ._lib import XS_SO_NOTIFY_FD, XS_SOL_XSOCKET, error, failure, lib, pollfd, socklen_t
+
+timeout = _std.timeout  # TimeoutError on Python 3.10+, as in the standard library
+
+_TYPE_FLAGS = _std.SOCK_NONBLOCK | _std.SOCK_CLOEXEC
+_POLL_MAX_MS = 2**31 - 1
+_default_timeout = None
+
+
+def _check_timeout(value):
+    """``value`` as a timeout in seconds (a float >= 0) or None, as the stdlib checks it."""
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError("Timeout value must be int, float or None") from None
+    if math.isnan(value):
+        raise ValueError("Invalid value NaN (not a number)")
+    if value < 0:
+        raise ValueError("Timeout value out of range")
+    return value
+
+
+def getdefaulttimeout():
+    """The timeout new sockets start with (None, the default, means blocking)."""
+    return _default_timeout
+
+
+def setdefaulttimeout(value):
+    """Set the timeout new sockets (including accepted ones) start with."""
+    global _default_timeout
+    _default_timeout = _check_timeout(value)
+
+
+def _deadline(seconds):
+    """The monotonic time ``seconds`` from now, or None for no limit."""
+    return None if seconds is None else time.monotonic() + seconds
+
+
+def _poll_ms(deadline):
+    """Milliseconds left until ``deadline`` for xs_poll (-1: none; rounded up, capped)."""
+    if deadline is None:
+        return -1
+    return min(max(math.ceil((deadline - time.monotonic()) * 1000), 0), _POLL_MAX_MS)
+
+
+def _wait(sid, events, deadline):
+    """Wait with xs_poll until ``sid`` has one of ``events`` (or an error, or is closed);
+    raise ``timeout("timed out")`` when ``deadline`` passes first."""
+    entry = pollfd(sid, events, 0)
+    while True:
+        ms = _poll_ms(deadline)
+        if ms == 0:
+            raise timeout("timed out")
+        n = lib.xs_poll(ctypes.byref(entry), 1, ms)
+        if n > 0:
+            return
+        if n < 0 and ctypes.get_errno() != EINTR:
+            raise failure()
+
+
+def _readable(data):
+    """``(owner, address, length)`` of a bytes-like object for calls that read it;
+    keep ``owner`` alive while the address is in use."""
+    if type(data) is bytes:
+        owner = data
+    else:
+        view = memoryview(data).cast("B")
+        if not view.readonly:
+            owner = (ctypes.c_char * view.nbytes).from_buffer(view)
+            return owner, ctypes.addressof(owner), view.nbytes
+        owner = view.tobytes()
+    return owner, ctypes.cast(ctypes.c_char_p(owner), ctypes.c_void_p).value, len(owner)
+
+
+def _writable(buffer, caller):
+    """A ctypes array over a writable bytes-like object, for calls that fill it."""
+    view = memoryview(buffer).cast("B")
+    if view.readonly:
+        raise TypeError(f"{caller}() argument 1 must be read-write bytes-like object, "
+                        f"not {type(buffer).__name__}")
+    return (ctypes.c_char * view.nbytes).from_buffer(view)
+
+
+def _enum(enum, value):
+    try:
+        return enum(value)
+    except ValueError:
+        return value
+
+
+class socket:
+    """A socket over an xsocket sid, with the standard library's ``socket.socket`` API.
+
+    ``socket(family=AF_INET, type=SOCK_STREAM, proto=0, fileno=None)``; with ``fileno``
+    (a sid, e.g. from C code) the object adopts that sid and reads its family, type and
+    protocol when they are not given. Errors are ``OSError`` subclasses with the
+    library's errno; timeouts raise ``timeout("timed out")`` as the stdlib does.
+
+    ``fileno()`` is the sid, not a kernel descriptor: ``select``/``selectors`` cannot
+    wait on it. Use ``xsocket.poll`` or ``notify_fd()`` instead.
+    """
+
+    def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
+        if fileno is None:
+            family = _std.AF_INET if family == -1 else family
+            type = _std.SOCK_STREAM if type == -1 else type
+            proto = 0 if proto == -1 else proto
+            sid = lib.xs_socket(family, type, proto)
+            if sid < 0:
+                raise failure()
+        else:
+            sid = operator.index(fileno)
+            if sid < 0:
+                raise ValueError("negative file descriptor")
+            family = _sockopt_int(sid, _std.SO_DOMAIN) if family == -1 else family
+            type = _sockopt_int(sid, _std.SO_TYPE) if type == -1 else type
+            proto = _sockopt_int(sid, _std.SO_PROTOCOL) if proto == -1 else proto
+        self._sid = sid
+        self._family = family
+        self._type = type & ~_TYPE_FLAGS
+        self._proto = proto
+        self._timeout = None
+        if type & _std.SOCK_NONBLOCK:
+            self._timeout = 0.0
+        elif fileno is not None or _default_timeout is not None:
+            self.settimeout(_default_timeout)
+
+    # --- attributes ---
+
+    @property
+    def family(self):
+        """The address family (``AF_INET``, ``AF_INET6``, ``AF_UNIX``)."""
+        return _enum(_std.AddressFamily, self._family)
+
+    @property
+    def type(self):
+        """The socket type (``SOCK_STREAM``, ``SOCK_DGRAM``, ``SOCK_SEQPACKET``)."""
+        return _enum(_std.SocketKind, self._type)
+
+    @property
+    def proto(self):
+        """The protocol number given at creation."""
+        return self._proto
+
+    @property
+    def timeout(self):
+        """The timeout in seconds, or None (blocking); see ``settimeout``."""
+        return self._timeout
+
+    def fileno(self):
+        """The sid (an int, -1 once closed). Not a kernel descriptor: see ``notify_fd()``."""
+        return self._sid
+
+    def notify_fd(self):
+        """A kernel eventfd (``XS_SO_NOTIFY_FD``) that becomes readable when the socket may
+        have events, for ``select``, ``selectors`` or asyncio's ``loop.add_reader``.
+
+        Edge-style: read (drain) the eventfd, then call ``recv``/``accept``/``send``
+        on a non-blocking socket until ``BlockingIOError``. Owned by the socket and
+        closed with it: remove it from your event loop before closing.
+        """
+        return self.getsockopt(XS_SOL_XSOCKET, XS_SO_NOTIFY_FD)
+
+    def __repr__(self):
+        closed = " [closed]" if self._sid < 0 else ""
+        text = (f"<xsocket.socket{closed} sid={self._sid}, family={int(self._family)}, "
+                f"type={int(self._type)}, proto={self._proto}")
+        for name, method in (("laddr", self.getsockname), ("raddr", self.getpeername)):
+            if self._sid >= 0:
+                try:
+                    text += f", {name}={method()!r}"
+                except OSError:
+                    pass
+        return text + ">"
+
+    # --- lifetime ---
+
+    def close(self):
+        """Close the socket (xs_close). Calls blocked on it in other threads wake with
+        ``OSError(EBADF)``. Closing a closed socket does nothing."""
+        sid, self._sid = self._sid, -1
+        if sid >= 0 and lib.xs_close(sid) < 0:
+            raise failure()
+
+    def detach(self):
+        """Give up the sid without closing it and return it; the object is then closed."""
+        sid, self._sid = self._sid, -1
+        return sid
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def __del__(self):
+        if getattr(self, "_sid", -1) >= 0:
+            warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self)
+            try:
+                self.close()
+            except OSError:
+                pass
+
+    # --- blocking mode ---
+
+    def settimeout(self, value):
+        """None: blocking; 0: non-blocking (``BlockingIOError``); t > 0: each call waits at
+        most t seconds, then raises ``timeout("timed out")``."""
+        value = _check_timeout(value)
+        if lib.xs_fcntl(self._sid, F_SETFL, 0 if value is None else O_NONBLOCK) < 0:
+            raise failure()
+        self._timeout = value
+
+    def gettimeout(self):
+        """The timeout in seconds, or None (blocking)."""
+        return self._timeout
+
+    def setblocking(self, flag):
+        """``setblocking(True)`` is ``settimeout(None)``; ``False`` is ``settimeout(0)``."""
+        self.settimeout(None if flag else 0.0)
+
+    def getblocking(self):
+        """False for a non-blocking socket (timeout 0), else True."""
+        return self._timeout != 0.0
+
+    def _io_deadline(self):
+        """The deadline of one call under this socket's timeout (None: no waiting here)."""
+        return _deadline(self._timeout) if self._timeout else None
+
+    def _call(self, events, deadline, fn, *args):
+        """``fn(sid, *args)`` as CPython's sock_call does it: retry on EINTR (PEP 475); with a
+        deadline, wait for ``events`` with xs_poll on EAGAIN. Returns fn's result."""
+        while True:
+            sid = self._sid
+            result = fn(sid, *args)
+            if result >= 0:
+                return result
+            err = ctypes.get_errno()
+            if err == EINTR:
+                continue
+            if deadline is None or err not in (EAGAIN, EWOULDBLOCK):
+                raise failure()
+            _wait(sid, events, deadline)
+
+    # --- connections ---
+
+    def bind(self, address):
+        """Bind to a local address (a host name is resolved)."""
+        raw = _addr.pack(self._family, address, "bind")
+        if lib.xs_bind(self._sid, raw, len(raw)) < 0:
+            raise failure()
+
+    def listen(self, backlog=min(_std.SOMAXCONN, 128)):
+        """Accept connections, with at most ``backlog`` pending."""
+        if lib.xs_listen(self._sid, max(backlog, 0)) < 0:
+            raise failure()
+
+    def accept(self):
+        """Wait for a connection; return ``(socket, address)``. The new socket starts with
+        the default timeout (``getdefaulttimeout()``), as in the stdlib."""
+        buffer, length = _addr.out_buffer()
+        sid = self._call(_select.POLLIN, self._io_deadline(), lib.xs_accept4,
+                         buffer, ctypes.byref(length), 0)
+        return socket(self._family, self._type, self._proto, fileno=sid), _addr.unpack(buffer, length.value)
+
+    def _connect(self, address):
+        """Connect under the timeout; return 0 or the errno (raise ``timeout`` on time-out)."""
+        raw = _addr.pack(self._family, address, "connect")
+        sid = self._sid
+        if lib.xs_connect(sid, raw, len(raw)) == 0:
+            return 0
+        err = ctypes.get_errno()
+        if err == EINTR:  # the connection goes on: wait for it unless non-blocking
+            wait = self._timeout != 0.0
+        else:
+            wait = err == EINPROGRESS and bool(self._timeout)
+        if not wait:
+            return err
+        _wait(sid, _select.POLLOUT, _deadline(self._timeout))
+        try:
+            err = _sockopt_int(self._sid, _std.SO_ERROR)
+        except OSError as exc:
+            return exc.errno
+        return 0 if err == EISCONN else err
+
+    def connect(self, address):
+        """Connect to a remote address. With a timeout, the connection attempt is bounded by
+        it (``timeout``); ``XS_SO_CONNECT_TIMEOUT`` bounds a blocking one (``ETIMEDOUT``)."""
+        err = self._connect(address)
+        if err:
+            raise error(err)
+
+    def connect_ex(self, address):
+        """As ``connect``, but return the errno instead of raising (0 on success)."""
+        try:
+            return self._connect(address)
+        except timeout:
+            return EWOULDBLOCK
+
+    def shutdown(self, how):
+        """Shut down reading (``SHUT_RD``), writing (``SHUT_WR``) or both (``SHUT_RDWR``)."""
+        if lib.xs_shutdown(self._sid, how) < 0:
+            raise failure()
+
+    def getsockname(self):
+        """The socket's own address."""
+        return self._address(lib.xs_getsockname)
+
+    def getpeername(self):
+        """The connected peer's address."""
+        return self._address(lib.xs_getpeername)
+
+    def _address(self, fn):
+        buffer, length = _addr.out_buffer()
+        if fn(self._sid, buffer, ctypes.byref(length)) < 0:
+            raise failure()
+        return _addr.unpack(buffer, length.value)
+
+    # --- data ---
+
+    def send(self, data, flags=0):
+        """Send bytes; return how many were sent (possibly fewer on a stream socket)."""
+        owner, address, length = _readable(data)
+        return self._call(_select.POLLOUT, self._io_deadline(), lib.xs_send, address, length, flags)
+
+    def sendall(self, data, flags=0):
+        """Send all of ``data``, looping over partial sends; the timeout bounds the whole call."""
+        owner, address, length = _readable(data)
+        deadline = self._io_deadline()
+        sent = 0
+        while True:
+            sent += self._call(_select.POLLOUT, deadline, lib.xs_send, address + sent, length - sent, flags)
+            if sent >= length:
+                return
+
+    def sendto(self, data, flags_or_address, *address):
+        """``sendto(data, address)`` or ``sendto(data, flags, address)``: send a datagram."""
+        if len(address) > 1:
+            raise TypeError(f"sendto() takes 2 or 3 arguments ({2 + len(address)} given)")
+        flags, address = (flags_or_address, address[0]) if address else (0, flags_or_address)
+        raw = _addr.pack(self._family, address, "sendto")
+        owner, pointer, length = _readable(data)
+        return self._call(_select.POLLOUT, self._io_deadline(), lib.xs_sendto,
+                          pointer, length, flags, raw, len(raw))
+
+    def recv(self, bufsize, flags=0):
+        """Receive up to ``bufsize`` bytes; ``b""`` at end of stream."""
+        if bufsize < 0:
+            raise ValueError("negative buffersize in recv")
+        buffer = ctypes.create_string_buffer(bufsize)
+        n = self._call(_select.POLLIN, self._io_deadline(), lib.xs_recv, buffer, bufsize, flags)
+        return ctypes.string_at(buffer, n)
+
+    def recv_into(self, buffer, nbytes=0, flags=0):
+        """Receive into a writable buffer (at most ``nbytes``, 0 meaning all of it);
+        return the number of bytes received."""
+        if nbytes < 0:
+            raise ValueError("negative buffersize in recv_into")
+        target = _writable(buffer, "recv_into")
+        if nbytes == 0:
+            nbytes = len(target)
+        elif nbytes > len(target):
+            raise ValueError("buffer too small for requested bytes")
+        return self._call(_select.POLLIN, self._io_deadline(), lib.xs_recv, target, nbytes, flags)
+
+    def recvfrom(self, bufsize, flags=0):
+        """Receive up to ``bufsize`` bytes; return ``(bytes, address)`` (address None when
+        the sender has none, e.g. on a stream socket)."""
+        if bufsize < 0:
+            raise ValueError("negative buffersize in recvfrom")
+        buffer = ctypes.create_string_buffer(bufsize)
+        address, length = _addr.out_buffer()
+        n = self._call(_select.POLLIN, self._io_deadline(), lib.xs_recvfrom,
+                       buffer, bufsize, flags, address, ctypes.byref(length))
+        return ctypes.string_at(buffer, n), _addr.unpack(address, length.value)
+
+    # --- options ---
+
+    def setsockopt(self, level, optname, value, optlen=None):
+        """``setsockopt(level, optname, int | bytes-like)`` or
+        ``setsockopt(level, optname, None, optlen)``, as in the stdlib."""
+        if optlen is not None:
+            if value is not None:
+                raise TypeError("setsockopt(): value must be None when optlen is given")
+            pointer, length = None, optlen
+        elif isinstance(value, int):
+            owner = ctypes.c_int(value)
+            pointer, length = ctypes.addressof(owner), ctypes.sizeof(owner)
+        else:
+            owner, pointer, length = _readable(value)
+        if lib.xs_setsockopt(self._sid, level, optname, pointer, length) < 0:
+            raise failure()
+
+    def getsockopt(self, level, optname, buflen=0):
+        """The option as an int, or with ``buflen`` (1..1024) as at most that many bytes."""
+        if buflen == 0:
+            return _sockopt_int(self._sid, optname, level)
+        if not 0 < buflen <= 1024:
+            raise OSError("getsockopt buflen out of range")
+        buffer, length = ctypes.create_string_buffer(buflen), socklen_t(buflen)
+        if lib.xs_getsockopt(self._sid, level, optname, buffer, ctypes.byref(length)) < 0:
+            raise failure()
+        return ctypes.string_at(buffer, length.value)
+
+
+SocketType = socket
+
+
+def _sockopt_int(sid, optname, level=_std.SOL_SOCKET):
+    value, length = ctypes.c_int(), socklen_t(ctypes.sizeof(ctypes.c_int))
+    if lib.xs_getsockopt(sid, level, optname, ctypes.byref(value), ctypes.byref(length)) < 0:
+        raise failure()
+    return value.value

@@ -1,0 +1,840 @@
+/*
+ * xscat: a netcat/websocat-style tool on xsocket's C ABI.
+ *
+ *   xscat [-v] URL                 connect; pipe stdin -> socket and socket -> stdout
+ *   xscat -l [-k] [-v] URL         listen; accept one connection (-k: one after another)
+ *   xscat -l --echo [-v] URL       echo server: many clients at once, until killed
+ *
+ * URLs go to xs_dial / xs_listen_url unchanged, so every scheme the library knows
+ * works here. Stream sockets pipe bytes until EOF both ways; datagram sockets send
+ * each stdin read as one datagram and write each datagram received to stdout.
+ *
+ * Exit status: 0 success, 1 failure (one line on stderr), 2 usage error.
+ */
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "xsocket.h"
+
+/* In datagram mode, after stdin's EOF, how long to wait for more datagrams. */
+#define DGRAM_GRACE_MS 1000
+/* Echo server: stop reading from a client while this much is unsent to it. */
+#define ECHO_LIMIT (256 * 1024)
+#define IO_BUF (64 * 1024)
+#define MAX_DGRAM 65507
+#define BACKLOG 128
+
+static const char *prog = "xscat";
+static int verbose;
+static const char *g_url;
+
+/* ----- exit, errors, logging ----- */
+
+static pthread_mutex_t exit_mu = PTHREAD_MUTEX_INITIALIZER;
+static char unlink_path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+
+/* Ends the process once, whichever thread gets here first. */
+static void __attribute__((noreturn)) finish(int status)
+{
+    pthread_mutex_lock(&exit_mu); /* never released: a second caller waits for the exit */
+    exit(status);
+}
+
+static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...)
+{
+    pthread_mutex_lock(&exit_mu);
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s: %s\n", prog, line);
+    exit(1);
+}
+
+static void __attribute__((format(printf, 1, 2))) logv(const char *fmt, ...)
+{
+    if (!verbose)
+        return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s\n", line);
+}
+
+/* A short reason for a failed xs_dial / xs_listen_url: the library's detail for bad
+ * URLs and names, strerror otherwise. */
+static const char *url_reason(int err)
+{
+    const char *d = xs_last_error();
+    if (strncmp(d, "xs_", 3) == 0) {
+        const char *c = strstr(d, ": ");
+        if (c)
+            d = c + 2;
+    }
+    if (err == EINVAL) {
+        if (strncmp(d, "invalid argument: ", 18) == 0)
+            d += 18;
+        if (strncmp(d, "URL '", 5) == 0) {
+            const char *c = strstr(d, "': ");
+            if (c)
+                d = c + 3;
+        }
+        if (*d)
+            return d;
+    }
+    if (err == EHOSTUNREACH && strncmp(d, "cannot resolve", 14) == 0)
+        return d;
+    return strerror(err);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ----- addresses ----- */
+
+static void fmt_addr(const struct sockaddr_storage *ss, socklen_t len, char *out, size_t cap)
+{
+    char host[INET6_ADDRSTRLEN];
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        snprintf(out, cap, "%s:%u", host, ntohs(a->sin_port));
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        snprintf(out, cap, "[%s]:%u", host, ntohs(a->sin6_port));
+    } else if (ss->ss_family == AF_UNIX) {
+        const struct sockaddr_un *a = (const struct sockaddr_un *)ss;
+        size_t n = len > offsetof(struct sockaddr_un, sun_path)
+                       ? len - offsetof(struct sockaddr_un, sun_path)
+                       : 0;
+        if (n > sizeof a->sun_path)
+            n = sizeof a->sun_path;
+        if (n == 0)
+            snprintf(out, cap, "unix:(unnamed)");
+        else if (a->sun_path[0] == '\0')
+            snprintf(out, cap, "unix:@%.*s", (int)(n - 1), a->sun_path + 1);
+        else
+            snprintf(out, cap, "unix:%.*s", (int)strnlen(a->sun_path, n), a->sun_path);
+    } else {
+        snprintf(out, cap, "(family %d)", ss->ss_family);
+    }
+}
+
+/* The URL a bound socket answers on, e.g. tcp://127.0.0.1:40000 or unix:///tmp/s. */
+static void local_url(int sid, int type, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    memset(&ss, 0, sizeof ss);
+    if (xs_getsockname(sid, (struct sockaddr *)&ss, &len) < 0)
+        die("getsockname: %s", xs_strerror(errno));
+    char addr[300];
+    fmt_addr(&ss, len, addr, sizeof addr);
+    if (ss.ss_family == AF_UNIX) /* addr is "unix:/PATH" or "unix:@NAME" */
+        snprintf(out, cap, "unix://%s", addr + 5);
+    else
+        snprintf(out, cap, "%s://%s", type == SOCK_DGRAM ? "udp" : "tcp", addr);
+}
+
+static int sock_type(int sid)
+{
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (xs_getsockopt(sid, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+        die("getsockopt SO_TYPE: %s", xs_strerror(errno));
+    return type;
+}
+
+/* ----- Unix path clean-up ----- */
+
+static void remove_socket_file(void)
+{
+    if (unlink_path[0]) {
+        unlink(unlink_path);
+        unlink_path[0] = '\0';
+    }
+}
+
+static void on_fatal_signal(int sig)
+{
+    if (unlink_path[0])
+        unlink(unlink_path);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Removes the listener's socket file at exit and on SIGINT/SIGTERM/SIGHUP. */
+static void own_socket_file(int sid)
+{
+    struct sockaddr_un a;
+    socklen_t len = sizeof a;
+    memset(&a, 0, sizeof a);
+    if (xs_getsockname(sid, (struct sockaddr *)&a, &len) < 0 || a.sun_family != AF_UNIX ||
+        a.sun_path[0] != '/')
+        return;
+    memcpy(unlink_path, a.sun_path, sizeof a.sun_path);
+    atexit(remove_socket_file);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_fatal_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+/* ----- stdout ----- */
+
+static void write_stdout(const char *buf, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = write(STDOUT_FILENO, buf, n);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EPIPE) { /* the reader went away: a clean end */
+                logv("stdout closed");
+                finish(0);
+            }
+            die("write stdout: %s", strerror(errno));
+        }
+        buf += k;
+        n -= (size_t)k;
+    }
+}
+
+/* ----- piping: one stdin thread feeds the current connection ----- */
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int sid;          /* the connection stdin goes to, or -1 */
+    int message;      /* each stdin read is one message (datagram or seqpacket) */
+    int dgram;        /* SOCK_DGRAM: no EOF to send */
+    int dgram_listen; /* an unconnected UDP socket: send to the last sender */
+    struct sockaddr_storage peer;
+    socklen_t peerlen;
+    int have_peer;
+    int busy;        /* the stdin thread is sending on sid */
+    int stdin_eof;   /* stdin is done (EOF) */
+    int send_broken; /* a send on sid failed: the peer is gone */
+    unsigned long long sent;
+    int64_t eof_ms;
+    int started;
+} P = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, -1, 0, 0, 0, {0}, 0, 0, 0, 0, 0, 0,
+       0, 0};
+
+static void *stdin_main(void *arg)
+{
+    (void)arg;
+    size_t cap = P.message ? MAX_DGRAM : IO_BUF;
+    char *buf = malloc(cap);
+    if (!buf)
+        die("out of memory");
+    for (;;) {
+        ssize_t n = read(STDIN_FILENO, buf, cap);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            die("read stdin: %s", strerror(errno));
+        pthread_mutex_lock(&P.mu);
+        if (n == 0) {
+            P.stdin_eof = 1;
+            P.eof_ms = now_ms();
+            if (P.sid >= 0 && !P.dgram && !P.send_broken)
+                xs_shutdown(P.sid, SHUT_WR); /* ENOTCONN when the peer is gone: fine */
+            pthread_cond_broadcast(&P.cv);
+            pthread_mutex_unlock(&P.mu);
+            free(buf);
+            return NULL;
+        }
+        while (P.sid < 0 || (P.dgram_listen && !P.have_peer))
+            pthread_cond_wait(&P.cv, &P.mu);
+        if (P.send_broken) { /* the peer is gone; drop what stdin gives */
+            pthread_mutex_unlock(&P.mu);
+            continue;
+        }
+        int sid = P.sid;
+        struct sockaddr_storage to = P.peer;
+        socklen_t tolen = P.peerlen;
+        P.busy = 1;
+        pthread_mutex_unlock(&P.mu);
+
+        size_t off = 0;
+        int err = 0;
+        while (off < (size_t)n) {
+            ssize_t k = P.dgram_listen
+                            ? xs_sendto(sid, buf, (size_t)n, 0, (struct sockaddr *)&to, tolen)
+                            : xs_send(sid, buf + off, (size_t)n - off, 0);
+            if (k < 0) {
+                if (errno == EINTR)
+                    continue;
+                err = errno;
+                break;
+            }
+            off += (size_t)k;
+            if (P.message)
+                break;
+        }
+
+        pthread_mutex_lock(&P.mu);
+        P.busy = 0;
+        P.sent += off;
+        if (err) {
+            if (!P.dgram && (err == EPIPE || err == ECONNRESET || err == ENOTCONN || err == EBADF)) {
+                P.send_broken = 1;
+                logv("send on sid %d: %s", sid, strerror(err));
+            } else {
+                pthread_mutex_unlock(&P.mu);
+                die("send %s: %s", g_url, strerror(err));
+            }
+        }
+        pthread_cond_broadcast(&P.cv);
+        pthread_mutex_unlock(&P.mu);
+    }
+}
+
+static void start_stdin_thread(void)
+{
+    if (P.started)
+        return;
+    P.started = 1;
+    pthread_t t;
+    int rc = pthread_create(&t, NULL, stdin_main, NULL);
+    if (rc != 0)
+        die("pthread_create: %s", strerror(rc));
+    pthread_detach(t);
+}
+
+/* Pipes one stream (or seqpacket) connection. One-shot (keep == 0): until EOF both
+ * ways, or the peer is gone. With -k: until the peer's EOF, then the next connection
+ * gets what stdin gives from then on. */
+static void pipe_conn(int sid, int keep)
+{
+    pthread_mutex_lock(&P.mu);
+    P.sid = sid;
+    P.send_broken = 0;
+    P.sent = 0;
+    if (P.stdin_eof)
+        xs_shutdown(sid, SHUT_WR);
+    pthread_cond_broadcast(&P.cv);
+    pthread_mutex_unlock(&P.mu);
+    start_stdin_thread();
+
+    static char buf[IO_BUF];
+    unsigned long long in = 0;
+    const char *failure = NULL;
+    for (;;) {
+        ssize_t n = xs_recv(sid, buf, sizeof buf, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (!keep)
+                die("recv %s: %s", g_url, strerror(errno));
+            failure = strerror(errno);
+            break;
+        }
+        if (n == 0)
+            break;
+        in += (unsigned long long)n;
+        write_stdout(buf, (size_t)n);
+    }
+
+    pthread_mutex_lock(&P.mu);
+    if (keep) {
+        while (P.busy)
+            pthread_cond_wait(&P.cv, &P.mu);
+    } else {
+        while (!P.stdin_eof && !P.send_broken)
+            pthread_cond_wait(&P.cv, &P.mu);
+    }
+    P.sid = -1;
+    unsigned long long out = P.sent;
+    pthread_mutex_unlock(&P.mu);
+    if (failure)
+        logv("closed sid %d after error: %s (%llu bytes in, %llu out)", sid, failure, in, out);
+    else
+        logv("closed sid %d (%llu bytes in, %llu out)", sid, in, out);
+    xs_close(sid);
+}
+
+/* Pipes datagrams. Connected (client): to and from the peer. Listening: from anyone,
+ * stdin goes to the last sender. Ends DGRAM_GRACE_MS after stdin's EOF once no datagram
+ * has come for that long (listening: after a first datagram; never with -k). */
+static void pipe_dgram(int sid, int listening, int keep)
+{
+    pthread_mutex_lock(&P.mu);
+    P.sid = sid;
+    P.dgram = 1;
+    P.message = 1;
+    P.dgram_listen = listening;
+    pthread_mutex_unlock(&P.mu);
+    start_stdin_thread();
+
+    static char buf[65536];
+    int64_t last_rx = now_ms();
+    unsigned long long in = 0;
+    for (;;) {
+        struct pollfd pfd = {.fd = sid, .events = POLLIN, .revents = 0};
+        int r = xs_poll(&pfd, 1, 100);
+        if (r < 0 && errno != EINTR)
+            die("poll: %s", xs_strerror(errno));
+        while (r > 0) {
+            struct sockaddr_storage from;
+            socklen_t fromlen = sizeof from;
+            memset(&from, 0, sizeof from);
+            ssize_t n = xs_recvfrom(sid, buf, sizeof buf, MSG_DONTWAIT,
+                                    listening ? (struct sockaddr *)&from : NULL,
+                                    listening ? &fromlen : NULL);
+            if (n < 0) {
+                if (errno == EINTR)
+                    continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK)
+                    break;
+                if (listening && errno == ECONNREFUSED) /* an ICMP error for an earlier reply */
+                    continue;
+                die("recv %s: %s", g_url, strerror(errno));
+            }
+            if (listening) {
+                pthread_mutex_lock(&P.mu);
+                if (!P.have_peer || P.peerlen != fromlen || memcmp(&P.peer, &from, fromlen) != 0) {
+                    char a[300];
+                    fmt_addr(&from, fromlen, a, sizeof a);
+                    logv("datagrams from %s", a);
+                }
+                P.peer = from;
+                P.peerlen = fromlen;
+                P.have_peer = 1;
+                pthread_cond_broadcast(&P.cv);
+                pthread_mutex_unlock(&P.mu);
+            }
+            in += (unsigned long long)n;
+            write_stdout(buf, (size_t)n);
+            last_rx = now_ms();
+        }
+        pthread_mutex_lock(&P.mu);
+        int64_t since = last_rx > P.eof_ms ? last_rx : P.eof_ms;
+        int done = P.stdin_eof && !keep && (!listening || P.have_peer) &&
+                   now_ms() - since >= DGRAM_GRACE_MS;
+        unsigned long long out = P.sent;
+        pthread_mutex_unlock(&P.mu);
+        if (done) {
+            logv("closed sid %d (%llu bytes in, %llu out)", sid, in, out);
+            xs_close(sid);
+            return;
+        }
+    }
+}
+
+/* ----- echo server ----- */
+
+struct chunk {
+    struct chunk *next;
+    size_t len, off;
+    char data[];
+};
+
+struct client {
+    int sid;
+    int rd_eof;
+    int closed;
+    struct chunk *head, *tail;
+    size_t pending;
+    unsigned long long in, out;
+};
+
+static int queue_bytes(struct client *c, const char *data, size_t n)
+{
+    struct chunk *ch = malloc(sizeof *ch + n);
+    if (!ch)
+        die("out of memory");
+    ch->next = NULL;
+    ch->len = n;
+    ch->off = 0;
+    memcpy(ch->data, data, n);
+    if (c->tail)
+        c->tail->next = ch;
+    else
+        c->head = ch;
+    c->tail = ch;
+    c->pending += n;
+    return 0;
+}
+
+/* Sends what is queued; 0 (done or would block) or -1 with errno. */
+static int client_flush(struct client *c)
+{
+    while (c->head) {
+        struct chunk *h = c->head;
+        ssize_t k = xs_send(c->sid, h->data + h->off, h->len - h->off, MSG_DONTWAIT);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            return -1;
+        }
+        h->off += (size_t)k;
+        c->pending -= (size_t)k;
+        c->out += (unsigned long long)k;
+        if (h->off == h->len) {
+            c->head = h->next;
+            if (!c->head)
+                c->tail = NULL;
+            free(h);
+        }
+    }
+    return 0;
+}
+
+/* Reads what is there (bounded by ECHO_LIMIT) and echoes it; 0 or -1 with errno. */
+static int client_read(struct client *c)
+{
+    static char buf[IO_BUF];
+    for (int i = 0; i < 16 && !c->rd_eof && c->pending < ECHO_LIMIT; i++) {
+        ssize_t n = xs_recv(c->sid, buf, sizeof buf, MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            return -1;
+        }
+        if (n == 0) {
+            c->rd_eof = 1;
+            return 0;
+        }
+        c->in += (unsigned long long)n;
+        size_t sent = 0;
+        if (!c->head) { /* nothing queued: try to send straight away */
+            ssize_t k = xs_send(c->sid, buf, (size_t)n, MSG_DONTWAIT);
+            if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                return -1;
+            if (k > 0) {
+                sent = (size_t)k;
+                c->out += (unsigned long long)k;
+            }
+        }
+        if (sent < (size_t)n)
+            queue_bytes(c, buf + sent, (size_t)n - sent);
+    }
+    return 0;
+}
+
+static void client_close(struct client *c, int err)
+{
+    if (err)
+        logv("closed sid %d after error: %s (%llu bytes in, %llu out)", c->sid, strerror(err),
+             c->in, c->out);
+    else
+        logv("closed sid %d (%llu bytes in, %llu out)", c->sid, c->in, c->out);
+    xs_close(c->sid);
+    while (c->head) {
+        struct chunk *h = c->head;
+        c->head = h->next;
+        free(h);
+    }
+    c->tail = NULL;
+    c->pending = 0;
+    c->closed = 1;
+}
+
+static void __attribute__((noreturn)) echo_stream(int lsid)
+{
+    if (xs_fcntl(lsid, F_SETFL, O_NONBLOCK) < 0)
+        die("fcntl: %s", xs_strerror(errno));
+    struct client *cl = NULL;
+    size_t ncl = 0, capcl = 0;
+    struct pollfd *pfds = NULL;
+    size_t cappfd = 0;
+    int64_t paused_until = 0;
+
+    for (;;) {
+        if (cappfd < ncl + 1) {
+            cappfd = (ncl + 1) * 2;
+            pfds = realloc(pfds, cappfd * sizeof *pfds);
+            if (!pfds)
+                die("out of memory");
+        }
+        int paused = paused_until && now_ms() < paused_until;
+        if (!paused)
+            paused_until = 0;
+        pfds[0] = (struct pollfd){.fd = paused ? -1 : lsid, .events = POLLIN, .revents = 0};
+        size_t npoll = ncl;
+        for (size_t i = 0; i < ncl; i++) {
+            short ev = 0;
+            if (!cl[i].rd_eof && cl[i].pending < ECHO_LIMIT)
+                ev |= POLLIN;
+            if (cl[i].pending)
+                ev |= POLLOUT;
+            pfds[i + 1] = (struct pollfd){.fd = cl[i].sid, .events = ev, .revents = 0};
+        }
+        int r = xs_poll(pfds, npoll + 1, paused ? 100 : -1);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            die("poll: %s", xs_strerror(errno));
+        }
+
+        for (size_t i = 0; i < npoll; i++) {
+            struct client *c = &cl[i];
+            short re = pfds[i + 1].revents;
+            if (!re)
+                continue;
+            if (re & POLLNVAL) {
+                client_close(c, EBADF);
+                continue;
+            }
+            int rc = 0;
+            if ((re & (POLLIN | POLLHUP | POLLERR)) && !c->rd_eof && c->pending < ECHO_LIMIT)
+                rc = client_read(c);
+            if (rc == 0 && c->pending)
+                rc = client_flush(c);
+            if (rc < 0)
+                client_close(c, errno);
+            else if (c->rd_eof && !c->pending)
+                client_close(c, 0);
+        }
+        /* drop closed clients */
+        size_t w = 0;
+        for (size_t i = 0; i < ncl; i++)
+            if (!cl[i].closed)
+                cl[w++] = cl[i];
+        ncl = w;
+
+        if (pfds[0].revents & (POLLIN | POLLERR | POLLHUP)) {
+            for (;;) {
+                struct sockaddr_storage ss;
+                socklen_t len = sizeof ss;
+                memset(&ss, 0, sizeof ss);
+                int c = xs_accept4(lsid, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK);
+                if (c < 0) {
+                    if (errno == EAGAIN || errno == EWOULDBLOCK)
+                        break;
+                    if (errno == EINTR || errno == ECONNABORTED)
+                        continue;
+                    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                        logv("accept: %s (pausing 100 ms)", strerror(errno));
+                        paused_until = now_ms() + 100;
+                        break;
+                    }
+                    die("accept %s: %s", g_url, strerror(errno));
+                }
+                if (ncl == capcl) {
+                    capcl = capcl ? capcl * 2 : 16;
+                    cl = realloc(cl, capcl * sizeof *cl);
+                    if (!cl)
+                        die("out of memory");
+                }
+                cl[ncl++] = (struct client){.sid = c};
+                char a[300];
+                fmt_addr(&ss, len, a, sizeof a);
+                logv("accepted %s (sid %d)", a, c);
+            }
+        }
+    }
+}
+
+static void __attribute__((noreturn)) echo_dgram(int sid)
+{
+    static char buf[65536];
+    struct sockaddr_storage last;
+    socklen_t lastlen = 0;
+    for (;;) {
+        struct sockaddr_storage from;
+        socklen_t fromlen = sizeof from;
+        memset(&from, 0, sizeof from);
+        ssize_t n = xs_recvfrom(sid, buf, sizeof buf, 0, (struct sockaddr *)&from, &fromlen);
+        if (n < 0) {
+            if (errno == EINTR || errno == ECONNREFUSED || errno == EAGAIN)
+                continue;
+            die("recv %s: %s", g_url, strerror(errno));
+        }
+        if (verbose && (fromlen != lastlen || memcmp(&from, &last, fromlen) != 0)) {
+            char a[300];
+            fmt_addr(&from, fromlen, a, sizeof a);
+            logv("datagrams from %s", a);
+            last = from;
+            lastlen = fromlen;
+        }
+        for (;;) {
+            ssize_t k = xs_sendto(sid, buf, (size_t)n, 0, (struct sockaddr *)&from, fromlen);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0)
+                logv("send to a peer: %s (datagram dropped)", strerror(errno));
+            break;
+        }
+    }
+}
+
+/* ----- main ----- */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: %s [-v] URL                 connect; pipe stdin to the socket, the socket to stdout\n"
+            "       %s -l [-k] [-v] URL         listen, accept one connection and pipe\n"
+            "       %s -l --echo [-v] URL       echo server for many clients at once, until killed\n"
+            "options:\n"
+            "  -l, --listen    listen on URL instead of connecting\n"
+            "  -k, --keep      with -l: keep accepting, one connection after another\n"
+            "      --echo      with -l: send every byte (stream) or datagram back to its sender\n"
+            "  -v, --verbose   log connection events to stderr; -vv adds xsocket's debug log\n"
+            "  -h, --help      show this help\n"
+            "URLs:\n"
+            "  tcp://HOST:PORT   TCP; HOST is an IPv4 address, [IPv6] or a name\n"
+            "  udp://HOST:PORT   UDP; each stdin read is sent as one datagram\n"
+            "  unix:///PATH      Unix stream socket at PATH\n"
+            "  unix://@NAME      Unix stream socket with a Linux abstract name\n"
+            "With -l, port 0 picks a free port; the first line on stderr is always\n"
+            "\"listening on URL\" with the real address. Exit status: 0 done, 1 failure\n"
+            "(reason on stderr), 2 usage error.\n",
+            prog, prog, prog);
+}
+
+static void __attribute__((noreturn, format(printf, 1, 2))) usage_error(const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s: %s\nusage: %s [-l [-k] [--echo]] [-v] URL (try --help)\n", prog, line,
+            prog);
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    int listen_mode = 0, keep = 0, echo = 0, opts_done = 0;
+    const char *url = NULL;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!opts_done && a[0] == '-' && a[1] == '-') {
+            if (a[2] == '\0')
+                opts_done = 1;
+            else if (!strcmp(a, "--listen"))
+                listen_mode = 1;
+            else if (!strcmp(a, "--keep"))
+                keep = 1;
+            else if (!strcmp(a, "--echo"))
+                echo = 1;
+            else if (!strcmp(a, "--verbose"))
+                verbose++;
+            else if (!strcmp(a, "--help")) {
+                usage(stdout);
+                return 0;
+            } else
+                usage_error("unknown option '%s'", a);
+        } else if (!opts_done && a[0] == '-' && a[1] != '\0') {
+            for (const char *p = a + 1; *p; p++) {
+                switch (*p) {
+                case 'l': listen_mode = 1; break;
+                case 'k': keep = 1; break;
+                case 'v': verbose++; break;
+                case 'h': usage(stdout); return 0;
+                default: usage_error("unknown option '-%c'", *p);
+                }
+            }
+        } else if (!url) {
+            url = a;
+        } else {
+            usage_error("unexpected argument '%s'", a);
+        }
+    }
+    if (!url)
+        usage_error("missing URL");
+    if (keep && !listen_mode)
+        usage_error("-k needs -l");
+    if (echo && !listen_mode)
+        usage_error("--echo needs -l");
+    g_url = url;
+
+    signal(SIGPIPE, SIG_IGN); /* a closed stdout is EPIPE, a clean end */
+    if (verbose >= 2)
+        xs_set_logger(NULL, NULL, XS_LOG_DEBUG);
+
+    if (!listen_mode) {
+        int sid = xs_dial(url);
+        if (sid < 0) {
+            int err = errno;
+            die("connect %s: %s", url, url_reason(err));
+        }
+        int type = sock_type(sid);
+        logv("connected to %s (sid %d)", url, sid);
+        if (type == SOCK_DGRAM)
+            pipe_dgram(sid, 0, 0);
+        else
+            pipe_conn(sid, 0);
+        finish(0);
+    }
+
+    int lsid = xs_listen_url(url, BACKLOG);
+    if (lsid < 0) {
+        int err = errno;
+        die("listen %s: %s", url, url_reason(err));
+    }
+    int type = sock_type(lsid);
+    char here[400];
+    local_url(lsid, type, here, sizeof here);
+    own_socket_file(lsid);
+    fprintf(stderr, "listening on %s\n", here);
+    fflush(stderr);
+
+    if (echo) {
+        if (type == SOCK_DGRAM)
+            echo_dgram(lsid);
+        echo_stream(lsid);
+    }
+    if (type == SOCK_DGRAM) {
+        pipe_dgram(lsid, 1, keep);
+        finish(0);
+    }
+    for (;;) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        memset(&ss, 0, sizeof ss);
+        int sid = xs_accept(lsid, (struct sockaddr *)&ss, &len);
+        if (sid < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (keep && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
+                logv("accept: %s", strerror(errno));
+                usleep(100000);
+                continue;
+            }
+            die("accept %s: %s", url, strerror(errno));
+        }
+        char a[300];
+        fmt_addr(&ss, len, a, sizeof a);
+        logv("accepted %s (sid %d)", a, sid);
+        if (!keep) { /* one connection only: stop listening, as nc does */
+            xs_close(lsid);
+            remove_socket_file();
+        }
+        pipe_conn(sid, keep);
+        if (!keep)
+            finish(0);
+    }
+}
