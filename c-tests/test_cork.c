@@ -159,6 +159,54 @@ SCENARIO(large_more_send) {
     A->close(c), A->close(s);
 }
 
+struct big_send {
+    const struct api *A;
+    int sid;
+    size_t len;
+    ssize_t result;
+};
+
+static void *send_big(void *arg) {
+    struct big_send *b = arg;
+    char *buf = calloc(1, b->len);
+    b->result = buf ? b->A->send(b->sid, buf, b->len, 0) : -1;
+    free(buf);
+    return NULL;
+}
+
+/* A thread blocked in a send that pushes corked bytes (the peer is not reading) must
+ * not hold up a receive or a poll on the same socket in another thread: full-duplex
+ * use of one socket from two threads works as with the kernel. */
+SCENARIO(blocked_sender_does_not_block_receiver) {
+    int c, s;
+    XS_PASS(stream_pair(A, AF_UNIX, SOCK_STREAM, &c, &s));
+    CHECK(A->send(c, "x", 1, MSG_MORE) == 1);
+    struct big_send big = {A, c, 4u << 20, 0};
+    pthread_t sender;
+    CHECK(pthread_create(&sender, NULL, send_big, &big) == 0);
+    msleep(50); /* let the sender fill the kernel buffers and block */
+    CHECK(A->send(s, "hi", 2, 0) == 2);
+    struct pollfd p = {.fd = c, .events = POLLIN};
+    long t0 = now_ms();
+    CHECK(A->poll(&p, 1, GUARD_MS) == 1 && (p.revents & POLLIN));
+    char buf[4];
+    CHECK(A->recv(c, buf, sizeof buf, 0) == 2 && memcmp(buf, "hi", 2) == 0);
+    CHECK(now_ms() - t0 < 500 * slow_factor());
+    /* Now drain the peer: the corked byte first, then the 4 MiB. */
+    size_t got = 0;
+    static char in[65536];
+    while (got < 1 + big.len) {
+        ssize_t n = A->recv(s, in, sizeof in, 0);
+        if (n <= 0) break;
+        if (got == 0) CHECK(in[0] == 'x');
+        got += (size_t)n;
+    }
+    CHECK(got == 1 + big.len);
+    pthread_join(sender, NULL);
+    CHECK(big.result == (ssize_t)big.len);
+    A->close(c), A->close(s);
+}
+
 /* After fork the child does not send the parent's corked bytes a second time. */
 SCENARIO(fork_child_drops_parent_cork) {
     int c, s;
@@ -194,6 +242,7 @@ int main(void) {
     RUN_COMPARED(backpressure_tcp);
     RUN_COMPARED(backpressure_unix);
     RUN_ONCE(large_more_send);
+    RUN_ONCE(blocked_sender_does_not_block_receiver);
     RUN_ONCE(fork_child_drops_parent_cork);
     return harness_finish();
 }

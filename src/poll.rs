@@ -15,8 +15,7 @@ use crate::{
 /// Hands corked bytes to the kernel (a sleeping poll must not hold them back), then
 /// enters the socket so that a close wakes the poll.
 fn flush_then_enter(socket: &Socket) -> Result<InCall<'_>> {
-    // A broken connection drops its corked bytes; poll then reports what the kernel says.
-    let _ = socket.flush_cork(false);
+    socket.push_cork();
     socket.enter()
 }
 

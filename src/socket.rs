@@ -154,7 +154,7 @@ impl Socket {
     /// Marks the socket closed and wakes every call blocked on it. Corked bytes the
     /// kernel cannot take at once stay for the event thread to drain ([`Socket::is_corked`]).
     pub(crate) fn close(&self) {
-        let _ = self.flush_cork(false);
+        self.push_cork();
         self.closed.store(true, SeqCst);
         if self.waiters.load(SeqCst) > 0 {
             // Wakes blocked calls; the descriptor stays open until the last user leaves.
@@ -447,20 +447,42 @@ impl Socket {
         }
     }
 
-    /// Hands corked bytes to the kernel before another call on the socket. Without
-    /// `wait`, only what the kernel takes at once; with it, waits for room (bounded
-    /// by `SO_SNDTIMEO`, woken by a close). A broken connection drops the bytes.
-    pub(crate) fn flush_cork(&self, wait: bool) -> Result<()> {
+    /// Hands all corked bytes to the kernel, waiting for room (bounded by
+    /// `SO_SNDTIMEO`, woken by a close): before a shutdown, `sendto` or `sendmsg`,
+    /// whose bytes must come after them. A broken connection drops the bytes.
+    pub(crate) fn flush_cork(&self) -> Result<()> {
         if !self.corked.load(SeqCst) {
             return Ok(());
         }
         let mut slot = self.cork.write();
-        let outcome = self.flush_locked(&mut slot, wait);
-        if outcome.is_err() && !wait {
-            *slot = None; // broken connection
-        }
+        let outcome = self.flush_locked(&mut slot, true);
         self.corked.store(slot.is_some(), SeqCst);
         outcome
+    }
+
+    /// Hands over what corked bytes the kernel takes at once: before a receive, poll or
+    /// close, which must never wait behind a sender. A thread that holds the cork is
+    /// sending, corked bytes first, so then there is nothing to do.
+    pub(crate) fn push_cork(&self) {
+        self.push_cork_if(|_| true);
+    }
+
+    /// From the event thread: pushes corked bytes that waited [`crate::cork::MAX_DELAY`]
+    /// (all of them once the socket is closed).
+    pub(crate) fn flush_due_cork(&self, now: Instant) {
+        self.push_cork_if(|cork| cork.is_due(now) || self.is_closed());
+    }
+
+    fn push_cork_if(&self, due: impl FnOnce(&Cork) -> bool) {
+        if !self.corked.load(SeqCst) {
+            return;
+        }
+        let Some(mut slot) = self.cork.try_write() else { return };
+        if slot.as_deref().is_some_and(due) {
+            // A broken connection drops the bytes; the next call reports it.
+            let _ = self.flush_locked(&mut slot, false);
+            self.corked.store(slot.is_some(), SeqCst);
+        }
     }
 
     fn flush_locked(&self, slot: &mut Option<Box<Cork>>, wait: bool) -> Result<()> {
@@ -514,21 +536,6 @@ impl Socket {
         self.corked.load(SeqCst)
     }
 
-    /// From the event thread: sends corked bytes that waited [`crate::cork::MAX_DELAY`], without
-    /// blocking and without waiting for a thread that is using the cork.
-    pub(crate) fn flush_due_cork(&self, now: Instant) {
-        if !self.corked.load(SeqCst) {
-            return;
-        }
-        let Some(mut slot) = self.cork.try_write() else { return };
-        if slot.as_ref().is_some_and(|cork| cork.is_due(now) || self.is_closed()) {
-            if self.flush_locked(&mut slot, false).is_err() {
-                *slot = None;
-            }
-            self.corked.store(slot.is_some(), SeqCst);
-        }
-    }
-
     /// `recv(2)`.
     ///
     /// # Safety
@@ -539,7 +546,7 @@ impl Socket {
         len: usize,
         flags: i32,
     ) -> Result<isize> {
-        let _ = self.flush_cork(false);
+        self.push_cork();
         self.blocking("recv", || {
             // SAFETY: pointers go to the kernel unchanged (caller's contract).
             unsafe { libc::recv(self.raw_fd(), buf, len, flags) }
@@ -558,7 +565,7 @@ impl Socket {
         to: *const libc::sockaddr,
         to_len: libc::socklen_t,
     ) -> Result<isize> {
-        self.flush_cork(!self.nonblocking.load(SeqCst))?;
+        self.flush_cork()?;
         self.blocking("sendto", || {
             // SAFETY: pointers go to the kernel unchanged (caller's contract).
             unsafe { libc::sendto(self.raw_fd(), buf, len, flags | libc::MSG_NOSIGNAL, to, to_len) }
@@ -577,7 +584,7 @@ impl Socket {
         from: *mut libc::sockaddr,
         from_len: *mut libc::socklen_t,
     ) -> Result<isize> {
-        let _ = self.flush_cork(false);
+        self.push_cork();
         self.blocking("recvfrom", || {
             // SAFETY: pointers go to the kernel unchanged (caller's contract).
             unsafe { libc::recvfrom(self.raw_fd(), buf, len, flags, from, from_len) }
@@ -589,7 +596,7 @@ impl Socket {
     /// # Safety
     /// `msg` is passed to the kernel as given; the kernel checks it.
     pub(crate) unsafe fn send_msg(&self, msg: *const libc::msghdr, flags: i32) -> Result<isize> {
-        self.flush_cork(!self.nonblocking.load(SeqCst))?;
+        self.flush_cork()?;
         self.blocking("sendmsg", || {
             // SAFETY: pointers go to the kernel unchanged (caller's contract).
             unsafe { libc::sendmsg(self.raw_fd(), msg, flags | libc::MSG_NOSIGNAL) }
@@ -601,7 +608,7 @@ impl Socket {
     /// # Safety
     /// `msg` is passed to the kernel as given; the kernel checks it.
     pub(crate) unsafe fn recv_msg(&self, msg: *mut libc::msghdr, flags: i32) -> Result<isize> {
-        let _ = self.flush_cork(false);
+        self.push_cork();
         self.blocking("recvmsg", || {
             // SAFETY: pointers go to the kernel unchanged (caller's contract).
             unsafe { libc::recvmsg(self.raw_fd(), msg, flags) }
@@ -611,7 +618,7 @@ impl Socket {
     /// `shutdown(2)`. Corked bytes go first (before the FIN); this may wait for room.
     pub(crate) fn shutdown(&self, how: i32) -> Result<()> {
         if how != libc::SHUT_RD {
-            self.flush_cork(true)?;
+            self.flush_cork()?;
         }
         syscall!("shutdown", shutdown(self.raw_fd(), how))?;
         Ok(())
