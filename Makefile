@@ -24,9 +24,9 @@ VALGRIND   := valgrind -q --error-exitcode=99 --leak-check=full \
               --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
 
 .PHONY: all lib test rust-test lint header-check symbols-check c-test asan-test \
-        valgrind-test header-compile install install-test demo bench measure-idle clean
+        valgrind-test header-compile install install-test xscat-test demo bench measure-idle clean
 
-all: lib
+all: lib $(BUILD)/xscat
 
 # cargo decides what to rebuild; build.rs rewrites include/xsocket.h.
 lib:
@@ -38,7 +38,7 @@ $(LIBSO) $(LIBA) include/xsocket.h: lib
 # ----- tests -----
 
 test: lib header-check symbols-check lint rust-test c-test asan-test valgrind-test \
-      header-compile install-test
+      header-compile install-test xscat-test
 	@echo "make test: all suites passed"
 
 rust-test:
@@ -101,7 +101,7 @@ LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 VERSION    := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
-install: lib
+install: lib $(BUILD)/xscat
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
 	install -m 755 $(LIBSO) $(DESTDIR)$(LIBDIR)/libxsocket.so.$(VERSION)
 	ln -sf libxsocket.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libxsocket.so.0
@@ -125,6 +125,15 @@ install-test: lib
 	$(CC) -std=gnu11 -D_GNU_SOURCE -Ic-tests/lib -o $$prefix/test_url_static c-tests/test_url.c $(HARNESS) \
 	  $$(pkg-config --cflags xsocket) $$prefix/lib/libxsocket.a $$(pkg-config --static --libs-only-l xsocket | sed 's/-lxsocket//'); \
 	$$prefix/test_url_static
+
+# ----- xscat -----
+
+$(BUILD)/xscat: tools/xscat.c include/xsocket.h $(LIBA)
+	@mkdir -p $(BUILD)
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(CWARN) -O2 -Iinclude -o $@ tools/xscat.c $(LIBA) $(STATIC_LIBS)
+
+xscat-test: $(BUILD)/xscat
+	python3 -m pytest -q tools/tests
 
 # ----- demo and bench -----
 

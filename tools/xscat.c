@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -571,9 +572,10 @@ static void __attribute__((noreturn)) echo_stream(int lsid)
     for (;;) {
         if (cappfd < ncl + 1) {
             cappfd = (ncl + 1) * 2;
-            pfds = realloc(pfds, cappfd * sizeof *pfds);
-            if (!pfds)
+            struct pollfd *grown = realloc(pfds, cappfd * sizeof *pfds);
+            if (!grown)
                 die("out of memory");
+            pfds = grown;
         }
         int paused = paused_until && now_ms() < paused_until;
         if (!paused)
@@ -641,9 +643,10 @@ static void __attribute__((noreturn)) echo_stream(int lsid)
                 }
                 if (ncl == capcl) {
                     capcl = capcl ? capcl * 2 : 16;
-                    cl = realloc(cl, capcl * sizeof *cl);
-                    if (!cl)
+                    struct client *grown = realloc(cl, capcl * sizeof *cl);
+                    if (!grown)
                         die("out of memory");
+                    cl = grown;
                 }
                 cl[ncl++] = (struct client){.sid = c};
                 char a[300];
@@ -688,6 +691,23 @@ static void __attribute__((noreturn)) echo_dgram(int sid)
 }
 
 /* ----- main ----- */
+
+/* The library's log level from XSOCKET_LOG, as the library reads it. */
+static int env_log_level(void)
+{
+    static const char *const names[] = {"off", "error", "warn", "info", "debug", "trace"};
+    const char *v = getenv("XSOCKET_LOG");
+    if (!v || !*v)
+        return XS_LOG_OFF;
+    for (int i = 0; i < 6; i++)
+        if (!strcasecmp(v, names[i]))
+            return i;
+    if (!strcasecmp(v, "warning"))
+        return XS_LOG_WARN;
+    if (v[0] >= '0' && v[0] <= '5' && v[1] == '\0')
+        return v[0] - '0';
+    return XS_LOG_OFF;
+}
 
 static void usage(FILE *f)
 {
@@ -772,8 +792,10 @@ int main(int argc, char **argv)
     g_url = url;
 
     signal(SIGPIPE, SIG_IGN); /* a closed stdout is EPIPE, a clean end */
-    if (verbose >= 2)
-        xs_set_logger(NULL, NULL, XS_LOG_DEBUG);
+    int log_level = verbose >= 2 ? XS_LOG_DEBUG : env_log_level();
+    /* Listening: keep the library quiet until "listening on URL" is out, so that it
+     * stays the first line on stderr even with -vv or XSOCKET_LOG. */
+    xs_set_logger(NULL, NULL, listen_mode ? XS_LOG_OFF : log_level);
 
     if (!listen_mode) {
         int sid = xs_dial(url);
@@ -801,6 +823,7 @@ int main(int argc, char **argv)
     own_socket_file(lsid);
     fprintf(stderr, "listening on %s\n", here);
     fflush(stderr);
+    xs_set_logger(NULL, NULL, log_level);
 
     if (echo) {
         if (type == SOCK_DGRAM)

@@ -22,7 +22,7 @@ XSCAT = os.environ.get("XSCAT", os.path.join(ROOT, "build", "xscat"))
 TIMEOUT = 20  # seconds, for any single wait in these tests
 
 if not os.access(XSCAT, os.X_OK):
-    pytest.skip(f"{XSCAT} not built (run make first)", allow_module_level=True)
+    raise RuntimeError(f"{XSCAT} not built (run make first)")
 
 
 @pytest.fixture
@@ -30,9 +30,10 @@ def procs():
     """Starts xscat processes and kills whatever is still running at teardown."""
     started = []
 
-    def start(*args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE):
+    def start(*args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=None):
         p = subprocess.Popen(
-            [XSCAT, *args], stdin=stdin, stdout=stdout, stderr=subprocess.PIPE
+            [XSCAT, *args], stdin=stdin, stdout=stdout, stderr=subprocess.PIPE,
+            env=None if env is None else {**os.environ, **env},
         )
         started.append(p)
         return p
@@ -217,13 +218,16 @@ def test_port_zero_prints_listening_url_first(procs, scheme):
     tcp_port(url)
 
 
+def test_listening_line_first_even_with_library_log(procs):
+    p = procs("-l", "--echo", "-vv", "tcp://127.0.0.1:0", env={"XSOCKET_LOG": "trace"})
+    port = tcp_port(listening(p))
+    assert echo_roundtrip(socket.AF_INET, ("127.0.0.1", port), b"log") == b"log"
+    p.terminate()
+    _, _, err = wait_exit(p)
+    assert "xsocket[debug]" in err and "accepted 127.0.0.1:" in err, err
+
+
 def test_listening_line_ipv6(procs):
-    if not socket.has_ipv6:
-        pytest.skip("no IPv6")
-    try:
-        socket.socket(socket.AF_INET6).bind(("::1", 0))
-    except OSError:
-        pytest.skip("no IPv6 loopback")
     p = procs("-l", "--echo", "tcp://[::1]:0")
     url = listening(p)
     m = re.fullmatch(r"tcp://\[::1\]:(\d+)", url)
@@ -237,8 +241,7 @@ def test_listening_line_ipv6(procs):
 def test_echo_serves_nc(procs):
     """The issue's done-when: `xscat -l --echo tcp://127.0.0.1:0` serves nc."""
     nc = shutil.which("nc")
-    if nc is None:
-        pytest.skip("nc missing: apt-get install -y netcat-openbsd")
+    assert nc is not None, "nc missing: apt-get install -y netcat-openbsd"
     p = procs("-l", "--echo", "tcp://127.0.0.1:0")
     port = tcp_port(listening(p))
     data = b"hello from nc\n" + os.urandom(200_000)
@@ -509,22 +512,22 @@ def test_listen_keep_accepts_sequential_connections(procs):
         assert read_to_eof(c) == b""  # stdin is /dev/null: xscat half-closes at once
         c.close()
         assert read_line(p.stdout) == f"message {i}\n"
+    events = "".join(read_line(p.stderr) for _ in range(6))
+    assert events.count("accepted 127.0.0.1:") == 3, events
+    assert events.count("(10 bytes in, 0 out)") == 3, events
     assert p.poll() is None
-    p.terminate()
-    _, _, err = wait_exit(p)
-    assert err.count("accepted 127.0.0.1:") == 3
-    assert err.count("closed sid") == 3
 
 
 def test_listen_keep_stdin_goes_to_current_connection(procs):
-    p = procs("-l", "-k", "tcp://127.0.0.1:0", stdin=subprocess.PIPE)
+    p = procs("-l", "-k", "-v", "tcp://127.0.0.1:0", stdin=subprocess.PIPE)
     port = tcp_port(listening(p))
     c1 = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    assert read_line(p.stderr).startswith("accepted ")
     p.stdin.write(b"to first\n")
     p.stdin.flush()
     assert read_exactly(c1, 9) == b"to first\n"
     c1.close()
-    time.sleep(0.2)  # let xscat see the EOF and move on
+    assert read_line(p.stderr).startswith("closed sid ")  # xscat moved on
     c2 = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
     p.stdin.write(b"to second\n")
     p.stdin.close()
