@@ -24,7 +24,7 @@ VALGRIND   := valgrind -q --error-exitcode=99 --leak-check=full \
               --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
 
 .PHONY: all lib test rust-test lint header-check symbols-check c-test asan-test \
-        valgrind-test header-compile install install-test xscat-test demo bench measure-idle clean
+        valgrind-test header-compile install install-test xscat-test py-test py-install-test demo bench measure-idle clean
 
 all: lib $(BUILD)/xscat
 
@@ -38,7 +38,7 @@ $(LIBSO) $(LIBA) include/xsocket.h: lib
 # ----- tests -----
 
 test: lib header-check symbols-check lint rust-test c-test asan-test valgrind-test \
-      header-compile install-test xscat-test
+      header-compile install-test xscat-test py-test py-install-test
 	@echo "make test: all suites passed"
 
 rust-test:
@@ -134,6 +134,18 @@ $(BUILD)/xscat: tools/xscat.c include/xsocket.h $(LIBA)
 
 xscat-test: $(BUILD)/xscat
 	python3 -m pytest -q tools/tests
+
+# ----- Python -----
+
+py-test: lib
+	python3 -m pytest -q python-bindings/tests
+
+# pip-installs the package into a temporary directory and uses it from outside the repo.
+py-install-test: lib
+	@set -e; dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; \
+	python3 -m pip install -q --disable-pip-version-check --target "$$dir/site" ./python-bindings; \
+	cd "$$dir" && env -u XSOCKET_LIB PYTHONPATH="$$dir/site" \
+	  python3 $(CURDIR)/python-bindings/tests/installed_check.py
 
 # ----- demo and bench -----
 

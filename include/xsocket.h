@@ -37,8 +37,9 @@
  * `int`, read-only: a kernel eventfd that becomes readable when the sid may have
  * events (readable, writable, error, or closed). Edge-style, like `EPOLLET`: read the
  * eventfd to reset it, then call `xs_recv`/`xs_accept`/`xs_send` until `EAGAIN`. It
- * may wake spuriously. Made on first request; owned by the sid and closed by
- * `xs_close`, so take it out of your event loop first.
+ * may wake spuriously. Made on first request and owned by the sid: after `xs_close`
+ * the event thread closes it (within milliseconds), so take it out of your event
+ * loop before `xs_close` and do not use the number afterwards.
  */
 #define XS_SO_NOTIFY_FD 2
 

@@ -25,10 +25,7 @@ def _check_timeout(value):
     """``value`` as a timeout in seconds (a float >= 0) or None, as the stdlib checks it."""
     if value is None:
         return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise TypeError("Timeout value must be int, float or None") from None
+    value = value if isinstance(value, float) else float(operator.index(value))
     if math.isnan(value):
         raise ValueError("Invalid value NaN (not a number)")
     if value < 0:
@@ -98,6 +95,7 @@ def _writable(buffer, caller):
 
 
 def _enum(enum, value):
+    """``value`` as a member of ``enum`` (AddressFamily, SocketKind) when it is one."""
     try:
         return enum(value)
     except ValueError:

@@ -13,8 +13,9 @@ pub const XS_SO_CONNECT_TIMEOUT: c_int = 1;
 /// `int`, read-only: a kernel eventfd that becomes readable when the sid may have
 /// events (readable, writable, error, or closed). Edge-style, like `EPOLLET`: read the
 /// eventfd to reset it, then call `xs_recv`/`xs_accept`/`xs_send` until `EAGAIN`. It
-/// may wake spuriously. Made on first request; owned by the sid and closed by
-/// `xs_close`, so take it out of your event loop first.
+/// may wake spuriously. Made on first request and owned by the sid: after `xs_close`
+/// the event thread closes it (within milliseconds), so take it out of your event
+/// loop before `xs_close` and do not use the number afterwards.
 pub const XS_SO_NOTIFY_FD: c_int = 2;
 
 /// Logging off (for `xs_set_logger`).

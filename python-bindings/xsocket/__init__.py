@@ -1,0 +1,187 @@
+"""xsocket: BSD-socket calls over xsocket sids, with the standard library's socket API.
+
+A program that uses only the calls below runs unchanged with ``import xsocket as
+socket``::
+
+    import xsocket as socket
+
+    with socket.create_connection(("127.0.0.1", 8080), timeout=5) as sock:
+        sock.sendall(b"hello")
+        print(sock.recv(1024))
+
+- ``socket(family, type, proto=0)`` with ``bind``, ``listen``, ``accept``, ``connect``,
+  ``connect_ex``, ``send``, ``sendall``, ``recv``, ``recv_into``, ``sendto``,
+  ``recvfrom``, ``shutdown``, ``close``, ``settimeout``/``gettimeout``,
+  ``setblocking``, ``setsockopt``/``getsockopt``, ``getsockname``, ``getpeername``,
+  ``fileno`` (the sid) and ``notify_fd``;
+- ``create_connection``, ``create_server``, ``getdefaulttimeout``/``setdefaulttimeout``;
+- ``dial(url)`` / ``listen(url)`` over xsocket's URLs (``tcp://``, ``udp://``, ``unix://``);
+- ``poll([(sock, events), ...], timeout)`` over ``xs_poll``; ``last_error()``;
+- the standard library's constants (``AF_*``, ``SOCK_*``, ``SO_*``, ``MSG_*``, …),
+  resolver and conversion functions (``getaddrinfo``, ``inet_pton``, …) and
+  exceptions (``error``, ``timeout``, ``gaierror``, ``herror``), and xsocket's own
+  ``XS_SOL_XSOCKET``, ``XS_SO_CONNECT_TIMEOUT``, ``XS_SO_NOTIFY_FD``.
+
+A sid is not a kernel descriptor: ``select``/``selectors`` cannot wait on
+``fileno()``. Wait with ``poll``, or on the kernel eventfd from ``notify_fd()``.
+The library is found at ``$XSOCKET_LIB``, next to this package, or in the
+xsocket repository's ``target/release`` (see ``_lib``).
+"""
+
+import ctypes as _ctypes
+import select as _select
+import socket as _std
+from errno import EINTR as _EINTR
+
+from ._lib import XS_SO_CONNECT_TIMEOUT, XS_SO_NOTIFY_FD, XS_SOL_XSOCKET, failure as _failure
+from ._lib import last_error, lib as _cdll, pollfd as _pollfd
+from ._socket import SocketType, getdefaulttimeout, setdefaulttimeout, socket, timeout
+from ._socket import _check_timeout, _deadline, _poll_ms
+
+__version__ = "0.1.0"
+
+error = OSError
+herror = _std.herror
+gaierror = _std.gaierror
+
+# The standard library's constants (AF_*, SOCK_*, SOL_*, SO_*, IPPROTO_*, TCP_*, MSG_*,
+# SHUT_*, IPV6_*, AI_*, ...) and their enums, so `import xsocket as socket` keeps them.
+_CONSTANTS = {name: value for name, value in vars(_std).items() if name.isupper() and isinstance(value, int)}
+globals().update(_CONSTANTS)
+AddressFamily, SocketKind, MsgFlag, AddressInfo = _std.AddressFamily, _std.SocketKind, _std.MsgFlag, _std.AddressInfo
+
+# xs_poll's events.
+POLLIN, POLLPRI, POLLOUT = _select.POLLIN, _select.POLLPRI, _select.POLLOUT
+POLLERR, POLLHUP, POLLNVAL, POLLRDHUP = _select.POLLERR, _select.POLLHUP, _select.POLLNVAL, _select.POLLRDHUP
+
+# Functions that do not touch a socket: the standard library's own.
+_STDLIB_FUNCTIONS = (
+    "getaddrinfo", "getnameinfo", "gethostname", "gethostbyname", "gethostbyname_ex",
+    "gethostbyaddr", "getfqdn", "getservbyname", "getservbyport", "getprotobyname",
+    "inet_aton", "inet_ntoa", "inet_pton", "inet_ntop", "htons", "htonl", "ntohs", "ntohl",
+    "if_nameindex", "if_nametoindex", "if_indextoname", "has_dualstack_ipv6",
+)
+globals().update({name: getattr(_std, name) for name in _STDLIB_FUNCTIONS})
+has_ipv6 = _std.has_ipv6
+
+
+def create_connection(address, timeout=_std._GLOBAL_DEFAULT_TIMEOUT, source_address=None, *,
+                      all_errors=False):
+    """Connect to ``(host, port)``, trying every address ``getaddrinfo`` gives, and return
+    the socket, as the stdlib's ``create_connection``. ``timeout`` is set before
+    connecting; ``source_address`` is bound first. The last error is raised, or with
+    ``all_errors`` (Python 3.11+) an ``ExceptionGroup`` of them all."""
+    host, port = address
+    exceptions = []
+    for family, type_, proto, _, sockaddr in _std.getaddrinfo(host, port, 0, _std.SOCK_STREAM):
+        sock = None
+        try:
+            sock = socket(family, type_, proto)
+            if timeout is not _std._GLOBAL_DEFAULT_TIMEOUT:
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            exceptions.clear()
+            return sock
+        except OSError as exc:
+            if not all_errors:
+                exceptions.clear()
+            exceptions.append(exc)
+            if sock is not None:
+                sock.close()
+    if not exceptions:
+        raise OSError("getaddrinfo returns an empty list")
+    try:
+        if not all_errors:
+            raise exceptions[0]
+        raise ExceptionGroup("create_connection failed", exceptions)  # noqa: F821 (3.11+)
+    finally:
+        exceptions.clear()
+
+
+def create_server(address, *, family=_std.AF_INET, backlog=None, reuse_port=False,
+                  dualstack_ipv6=False):
+    """Return a listening socket bound to ``address``, as the stdlib's ``create_server``:
+    ``SO_REUSEADDR`` set (not for AF_UNIX), ``SO_REUSEPORT`` with ``reuse_port``,
+    ``IPV6_V6ONLY`` off with ``dualstack_ipv6`` (``family=AF_INET6``) and on otherwise."""
+    if reuse_port and not hasattr(_std, "SO_REUSEPORT"):
+        raise ValueError("SO_REUSEPORT not supported on this platform")
+    if dualstack_ipv6:
+        if not _std.has_dualstack_ipv6():
+            raise ValueError("dualstack_ipv6 not supported on this platform")
+        if family != _std.AF_INET6:
+            raise ValueError("dualstack_ipv6 requires AF_INET6 family")
+    sock = socket(family, _std.SOCK_STREAM)
+    try:
+        if family != _std.AF_UNIX:
+            sock.setsockopt(_std.SOL_SOCKET, _std.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(_std.SOL_SOCKET, _std.SO_REUSEPORT, 1)
+        if family == _std.AF_INET6:
+            sock.setsockopt(_std.IPPROTO_IPV6, _std.IPV6_V6ONLY, 0 if dualstack_ipv6 else 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise OSError(exc.errno, f"{exc.strerror} (while attempting to bind on address {address!r})") from None
+        if backlog is None:
+            sock.listen()
+        else:
+            sock.listen(backlog)
+        return sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _url(url):
+    data = url.encode() if isinstance(url, str) else bytes(url)
+    if b"\0" in data:
+        raise ValueError("embedded null byte")
+    return data
+
+
+def dial(url):
+    """Return a socket connected to ``url`` (``xs_dial``, blocking): ``tcp://HOST:PORT``,
+    ``udp://HOST:PORT`` (connected UDP), ``unix:///PATH`` or ``unix://@NAME`` (abstract).
+    IPv6 hosts are bracketed (``tcp://[::1]:80``); every address of a name is tried."""
+    sid = _cdll.xs_dial(_url(url))
+    if sid < 0:
+        raise _failure()
+    return socket(fileno=sid)
+
+
+def listen(url, backlog=128):
+    """Return a socket bound to ``url`` (``xs_listen_url``): listening for ``tcp://`` and
+    ``unix://``, bound for ``udp://``. Port 0 picks a free port (see ``getsockname``)."""
+    sid = _cdll.xs_listen_url(_url(url), backlog)
+    if sid < 0:
+        raise _failure()
+    return socket(fileno=sid)
+
+
+def poll(entries, timeout=None):
+    """Wait until some of ``entries``, pairs ``(sock, events)`` of an xsocket socket (or
+    a sid) and a mask of ``POLLIN``, ``POLLOUT``, …, are ready, or ``timeout`` seconds
+    have passed (None: no limit; 0: check only). Returns the ready pairs as ``(sock,
+    revents)`` in the given order, ``[]`` on time-out. A sid that is not open reports
+    ``POLLNVAL``; a closed socket object (``fileno() == -1``) is ignored, as ``poll(2)``
+    ignores negative descriptors."""
+    entries = list(entries)
+    fds = (_pollfd * len(entries))(*(
+        _pollfd(sock if isinstance(sock, int) else sock.fileno(), events, 0) for sock, events in entries))
+    deadline = _deadline(_check_timeout(timeout))
+    while _cdll.xs_poll(fds, len(fds), _poll_ms(deadline)) < 0:
+        if _ctypes.get_errno() != _EINTR:
+            raise _failure()
+    return [(sock, fd.revents) for (sock, _), fd in zip(entries, fds) if fd.revents]
+
+
+__all__ = [
+    "socket", "SocketType", "create_connection", "create_server", "dial", "listen", "poll",
+    "last_error", "getdefaulttimeout", "setdefaulttimeout", "error", "timeout", "herror",
+    "gaierror", "has_ipv6", "AddressFamily", "SocketKind", "MsgFlag", "AddressInfo",
+    "XS_SOL_XSOCKET", "XS_SO_CONNECT_TIMEOUT", "XS_SO_NOTIFY_FD",
+    "POLLIN", "POLLPRI", "POLLOUT", "POLLERR", "POLLHUP", "POLLNVAL", "POLLRDHUP",
+    *_STDLIB_FUNCTIONS, *_CONSTANTS,
+]
