@@ -156,9 +156,13 @@ $(BUILD)/demo: examples/demo.c include/xsocket.h $(LIBSO)
 demo: $(BUILD)/demo
 	$(RUN_SO) $(BUILD)/demo
 
+# libzmq and nng columns, when their headers are installed (Debian libzmq3-dev, libnng-dev).
+BENCH_LIBS := $(shell $(CC) -E -include zmq.h -x c /dev/null >/dev/null 2>&1 && echo -lzmq) \
+              $(shell $(CC) -E -include nng/nng.h -x c /dev/null >/dev/null 2>&1 && echo -lnng)
+
 $(BUILD)/bench: bench/bench.c include/xsocket.h $(LIBA)
 	@mkdir -p $(BUILD)
-	$(CC) -std=gnu11 $(CWARN) -O2 -Iinclude -o $@ $< $(LIBA) $(STATIC_LIBS)
+	$(CC) -std=gnu11 $(CWARN) -O2 -Iinclude -o $@ $< $(LIBA) $(BENCH_LIBS) $(STATIC_LIBS)
 
 bench: lib $(BUILD)/bench
 	$(BUILD)/bench
