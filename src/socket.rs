@@ -253,14 +253,13 @@ impl Socket {
         timeout_ms: u32,
     ) -> Result<()> {
         let fd = self.raw_fd();
-        let user = send_timeout(fd)?;
-        if user.is_some_and(|user| user.as_millis() <= u128::from(timeout_ms)) {
+        let (level, name) = (libc::SOL_SOCKET, libc::SO_SNDTIMEO);
+        let before: libc::timeval = sys::option(fd, level, name)?;
+        if duration_of(before).is_some_and(|user| user.as_millis() <= u128::from(timeout_ms)) {
             // The application's own, shorter send timeout governs, as on a kernel socket.
             // SAFETY: the caller's contract is passed on unchanged.
             return unsafe { self.connect_once(addr, len) };
         }
-        let (level, name) = (libc::SOL_SOCKET, libc::SO_SNDTIMEO);
-        let before: libc::timeval = sys::option(fd, level, name)?;
         sys::set_option(fd, level, name, &timeval_ms(timeout_ms))?;
         // SAFETY: the caller's contract is passed on unchanged.
         let outcome = unsafe { self.connect_once(addr, len) };
@@ -284,9 +283,9 @@ impl Socket {
     /// of a shutdown of this socket. So the connect is tried without blocking, and while
     /// the listener's queue is full (`EAGAIN`) the thread waits on the socket's wake
     /// eventfd, which [`Socket::close`] signals, retrying with a growing pause (1 ms to
-    /// 50 ms). It
-    /// stops as the kernel would: `EAGAIN` when `SO_SNDTIMEO` runs out, `EINTR` on a
-    /// signal, and `ETIMEDOUT` when the connect timeout (`timeout_ms`, 0: none) runs out.
+    /// 50 ms). It stops as the kernel would: `EAGAIN` when `SO_SNDTIMEO` runs out,
+    /// `EINTR` on a signal, and `ETIMEDOUT` when the connect timeout (`timeout_ms`, 0:
+    /// none) runs out.
     unsafe fn connect_unix_waiting(
         &self,
         addr: *const libc::sockaddr,
@@ -678,9 +677,13 @@ fn iovec(bytes: &[u8]) -> libc::iovec {
 
 /// The socket's `SO_SNDTIMEO`, or `None` when it has none.
 fn send_timeout(fd: RawFd) -> Result<Option<Duration>> {
-    let tv: libc::timeval = sys::option(fd, libc::SOL_SOCKET, libc::SO_SNDTIMEO)?;
+    Ok(duration_of(sys::option(fd, libc::SOL_SOCKET, libc::SO_SNDTIMEO)?))
+}
+
+/// A socket timeout as a duration; `None` for zero (no timeout).
+fn duration_of(tv: libc::timeval) -> Option<Duration> {
     let limit = Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000);
-    Ok((!limit.is_zero()).then_some(limit))
+    (!limit.is_zero()).then_some(limit)
 }
 
 /// A `timeval` of `ms` milliseconds.
