@@ -20,7 +20,7 @@ TESTS      := $(patsubst c-tests/%.c,%,$(wildcard c-tests/test_*.c))
 TEST_BINS  := $(addprefix $(BUILD)/,$(TESTS))
 ASAN_BINS  := $(addprefix $(BUILD)/asan/,$(TESTS))
 RUN_SO     := env LD_LIBRARY_PATH=$(RELEASE)
-VALGRIND   := valgrind -q --error-exitcode=99 --leak-check=full \
+VALGRIND   := valgrind -q --error-exitcode=99 --leak-check=full --suppressions=c-tests/valgrind.supp \
               --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
 
 .PHONY: all lib test rust-test lint header-check symbols-check c-test asan-test \

@@ -74,6 +74,115 @@
 #define XS_LOG_TRACE 5
 
 /**
+ * `protocol` for `xs_socket`: TLS (rustls) over TCP or a Unix stream socket. The
+ * connecting side is the client, the accepting side the server.
+ */
+#define XS_PROTO_TLS 256
+
+/**
+ * Option level of the TLS options (`XS_TLS_*`). Set them before `xs_connect` (client)
+ * or on the listening socket before `xs_accept` (server; accepted sockets inherit
+ * them). Text values: `optval` points to the characters, `optlen` is their count (a
+ * trailing NUL is allowed).
+ */
+#define XS_SOL_TLS 22612
+
+/**
+ * Text: a PEM file of trusted CA certificates (the server's issuers; on a server with
+ * `XS_TLS_REQUIRE_CLIENT_CERT`, the clients' issuers). Read when set.
+ */
+#define XS_TLS_CA_FILE 1
+
+/**
+ * Bytes: the same as `XS_TLS_CA_FILE`, PEM in memory.
+ */
+#define XS_TLS_CA_PEM 2
+
+/**
+ * Text: a PEM file with our certificate chain (server; client for mTLS).
+ */
+#define XS_TLS_CERT_FILE 3
+
+/**
+ * Bytes: our certificate chain, PEM in memory.
+ */
+#define XS_TLS_CERT_PEM 4
+
+/**
+ * Text: a PEM file with our private key (PKCS#8, PKCS#1 or SEC1).
+ */
+#define XS_TLS_KEY_FILE 5
+
+/**
+ * Bytes: our private key, PEM in memory.
+ */
+#define XS_TLS_KEY_PEM 6
+
+/**
+ * Text: the server name sent as SNI and checked against the server's certificate.
+ * Defaults to the host of `xs_dial`'s URL, or the IP address connected to.
+ */
+#define XS_TLS_SERVER_NAME 7
+
+/**
+ * `int`: verify the peer's certificate chain and name (1, the default), or not (0:
+ * for tests; a pin still applies).
+ */
+#define XS_TLS_VERIFY 8
+
+/**
+ * The peer certificate's SHA-256 fingerprint, as 32 bytes or 64 hex digits (colons
+ * allowed): a peer with another certificate is refused. With `XS_TLS_VERIFY` 1 the
+ * chain must verify too; with 0 the pin alone decides (self-signed peers).
+ */
+#define XS_TLS_PIN_SHA256 9
+
+/**
+ * `int`, server: require a client certificate signed by `XS_TLS_CA_*` (mTLS).
+ */
+#define XS_TLS_REQUIRE_CLIENT_CERT 10
+
+/**
+ * Text: ALPN protocols, comma-separated in preference order ("h2,http/1.1").
+ */
+#define XS_TLS_ALPN 11
+
+/**
+ * `int`: resume sessions (1, the default) or always do a full handshake (0).
+ */
+#define XS_TLS_RESUMPTION 12
+
+/**
+ * `int`, read-only: the protocol version, 0x0303 (TLS 1.2) or 0x0304 (TLS 1.3).
+ */
+#define XS_TLS_VERSION 20
+
+/**
+ * Text, read-only: the cipher suite, e.g. "TLS13_AES_256_GCM_SHA384".
+ */
+#define XS_TLS_CIPHER 21
+
+/**
+ * Bytes, read-only: the ALPN protocol agreed on (empty when none).
+ */
+#define XS_TLS_ALPN_SELECTED 22
+
+/**
+ * 32 bytes, read-only: SHA-256 of the peer's certificate (empty when none).
+ */
+#define XS_TLS_PEER_SHA256 23
+
+/**
+ * `int64_t`, read-only: how long the handshake took, in microseconds.
+ */
+#define XS_TLS_HANDSHAKE_US 24
+
+/**
+ * `int`, read-only: 1 when the session was resumed.
+ */
+#define XS_TLS_RESUMED 25
+
+/**
  * A log callback: `level` is one of `XS_LOG_ERROR` … `XS_LOG_TRACE`; `message` is
  * valid only during the call. It may be called from any thread, including
  * xsocket's event thread, and must not call `xs_set_logger`.
@@ -227,7 +336,8 @@ ssize_t xs_recvmsg(int sid, struct msghdr *msg, int flags);
  * `SO_RCVTIMEO`/`SO_SNDTIMEO` (`struct timeval`), `SO_LINGER`, `SO_SNDBUF`,
  * `SO_RCVBUF`, `TCP_NODELAY`, `IPV6_V6ONLY` and the rest behave and read back
  * exactly as on a kernel socket. Level `XS_SOL_XSOCKET` takes xsocket's own options
- * (`XS_SO_*`).
+ * (`XS_SO_*`), level `XS_SOL_TLS` the TLS options (`XS_TLS_*`) of an `XS_PROTO_TLS`
+ * socket.
  *
  * Returns 0, or -1 with errno: `EBADF`, `EFAULT` (bad `optval`), `EINVAL` (bad
  * `optlen` or value), `ENOPROTOOPT` (unknown option, or read-only).
@@ -239,7 +349,8 @@ int xs_setsockopt(int sid, int level, int optname, const void *optval, socklen_t
 
 /**
  * Reads a socket option, as `getsockopt(2)`: kernel levels go to the kernel socket,
- * `XS_SOL_XSOCKET` reads xsocket's own options (all `int`). `*optlen` is the size of
+ * `XS_SOL_XSOCKET` reads xsocket's own options (all `int`), `XS_SOL_TLS` the TLS
+ * connection's parameters once its handshake is done (`EINVAL` before). `*optlen` is the size of
  * `optval` on entry and the size written on return.
  *
  * Returns 0, or -1 with errno: `EBADF`, `EFAULT` (NULL `optval` or `optlen`),

@@ -95,6 +95,29 @@ fn describe_unix(storage: &libc::sockaddr_storage, len: usize) -> String {
     }
 }
 
+/// The IP address of a connected kernel socket's peer (`None` for Unix sockets).
+pub(crate) fn peer_ip(fd: RawFd) -> Option<std::net::IpAddr> {
+    let mut storage = empty_storage();
+    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into our own storage.
+    if unsafe { libc::getpeername(fd, (&raw mut storage).cast(), &mut len) } != 0 {
+        return None;
+    }
+    match storage.ss_family as i32 {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let sin = unsafe { &*(&raw const storage).cast::<libc::sockaddr_in>() };
+            Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)).into())
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let sin6 = unsafe { &*(&raw const storage).cast::<libc::sockaddr_in6>() };
+            Some(Ipv6Addr::from(sin6.sin6_addr.s6_addr).into())
+        }
+        _ => None,
+    }
+}
+
 /// The local (`peer == false`) or remote address of a kernel socket, formatted.
 pub(crate) fn of_socket(fd: RawFd, peer: bool) -> String {
     let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();

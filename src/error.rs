@@ -45,6 +45,10 @@ pub(crate) enum Error {
         /// The resolver's words.
         reason: String,
     },
+    /// The TLS layer failed: a handshake refused, a bad record, a truncated stream.
+    /// Fatal for the connection.
+    #[error("tls: {0}")]
+    Tls(String),
     /// A wait bounded by an xsocket timeout ran out.
     #[error("{0} timed out")]
     TimedOut(&'static str),

@@ -24,7 +24,7 @@ use std::{
 
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::{log, reactor, table};
+use crate::{log, reactor, table, tls};
 
 static INSTALL: Once = Once::new();
 
@@ -161,11 +161,13 @@ extern "C" fn prepare() {
     reactor::REACTOR.hold();
     table::TABLE.hold();
     log::SINK.hold();
+    tls::CLIENT_CONFIGS.hold();
 }
 
 extern "C" fn parent() {
     // SAFETY: `prepare` took each of these in this thread.
     unsafe {
+        tls::CLIENT_CONFIGS.release();
         log::SINK.release();
         table::TABLE.release();
         reactor::REACTOR.release();
@@ -175,6 +177,7 @@ extern "C" fn parent() {
 extern "C" fn child() {
     // SAFETY: `prepare` took each of these in this thread, now the child's only thread.
     unsafe {
+        tls::CLIENT_CONFIGS.renew();
         log::SINK.renew();
         table::TABLE.renew();
         reactor::REACTOR.renew();

@@ -34,3 +34,4 @@ mod reactor;
 mod socket;
 mod sys;
 mod table;
+mod tls;

@@ -11,11 +11,13 @@ use crate::{
     addr,
     endpoint::Endpoint,
     error::{Error, Result},
+    ffi::types::XS_PROTO_TLS,
     fork,
     log::{Level, log},
     socket::Socket,
     sys::{self, syscall},
     table,
+    tls::TlsLayer,
 };
 
 /// Creates a socket as `xs_socket` does and puts it in the sid table.
@@ -28,20 +30,69 @@ pub(crate) fn open(domain: i32, r#type: i32, protocol: i32) -> Result<Arc<Socket
     if !matches!(sock_type, libc::SOCK_STREAM | libc::SOCK_DGRAM | libc::SOCK_SEQPACKET) {
         return Err(Error::TypeNotSupported(sock_type));
     }
-    if !(0..=255).contains(&protocol) {
+    let layers = protocol & !0xff;
+    let tls = layers == XS_PROTO_TLS;
+    if protocol < 0 || (layers != 0 && !tls) {
         return Err(Error::ProtocolNotSupported(protocol));
     }
+    if tls && sock_type != libc::SOCK_STREAM {
+        return Err(Error::InvalidArgument("XS_PROTO_TLS needs SOCK_STREAM".into()));
+    }
     fork::install_handlers();
-    let fd = syscall!("socket", socket(domain, r#type | libc::SOCK_CLOEXEC, protocol))?;
+    let kernel_protocol = protocol & 0xff;
+    let fd = syscall!("socket", socket(domain, r#type | libc::SOCK_CLOEXEC, kernel_protocol))?;
     // SAFETY: socket returned a new descriptor that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     if domain != libc::AF_UNIX && sock_type == libc::SOCK_STREAM {
         sys::set_option(fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, &1i32)?;
     }
     let nonblocking = flags & libc::SOCK_NONBLOCK != 0;
-    let socket =
-        table::TABLE.write().insert(|sid| Socket::new(sid, fd, domain, sock_type, nonblocking));
-    log!(Level::Debug, "sid {}: socket({domain}, {type}, {protocol})", socket.sid());
+    let socket = table::TABLE.write().insert(|sid| {
+        let socket = Socket::new(sid, fd, domain, sock_type, nonblocking);
+        if tls { socket.with_tls(TlsLayer::default()) } else { socket }
+    });
+    log!(Level::Debug, "sid {}: socket({domain}, {type}, {protocol:#x})", socket.sid());
+    Ok(socket)
+}
+
+/// Accepts a connection on a listening socket as `xs_accept4` does, and puts it in the
+/// sid table. On a TLS listener that blocks, the handshake is done before it returns
+/// (see `tls.rs`); a failed handshake is `ECONNABORTED`.
+///
+/// # Safety
+/// `addr` and `len` are passed to the kernel as given; the kernel checks them.
+pub(crate) unsafe fn accept(
+    listener: &Socket,
+    addr: *mut libc::sockaddr,
+    len: *mut libc::socklen_t,
+    flags: i32,
+) -> Result<Arc<Socket>> {
+    // SAFETY: the caller's contract.
+    let fd = unsafe { listener.accept(addr, len, flags)? };
+    let nonblocking = flags & libc::SOCK_NONBLOCK != 0;
+    let (domain, sock_type) = (listener.domain(), listener.sock_type());
+    let socket = table::TABLE.write().insert(|sid| {
+        let socket = Socket::new(sid, fd, domain, sock_type, nonblocking);
+        match listener.tls() {
+            Some(tls) => socket.with_tls(tls.for_accepted()),
+            None => socket,
+        }
+    });
+    let peer = addr::of_socket(socket.raw_fd(), true);
+    log!(Level::Debug, "sid {}: accepted {peer} on sid {}", socket.sid(), listener.sid());
+    if let (Some(listening), Some(tls)) = (listener.tls(), socket.tls()) {
+        let socket = Pending(Some(socket.clone()));
+        let sock = socket.0.as_ref().expect("set above");
+        tls.start_server(listening)?;
+        if !listener.is_nonblocking() {
+            let deadline = crate::tls::accept_deadline(listener.connect_timeout_ms());
+            tls.handshake(sock, Some(deadline), false).map_err(|err| Error::Os {
+                op: format!("tls handshake with {peer} failed ({err})").into(),
+                source: std::io::Error::from_raw_os_error(libc::ECONNABORTED),
+            })?;
+        }
+        return Ok(socket.done());
+    }
     Ok(socket)
 }
 

@@ -3,6 +3,7 @@
 //! Each entry's sid is swapped for its kernel socket. Entries with a negative sid are
 //! ignored and unknown sids report `POLLNVAL`, as `poll(2)` does for descriptors. A
 //! sid closed by another thread during the wait wakes the call and reports `POLLNVAL`.
+//! A TLS socket with plaintext already decrypted is readable without the kernel.
 
 use std::sync::Arc;
 
@@ -27,6 +28,16 @@ pub(crate) fn poll(entries: &mut [libc::pollfd], timeout_ms: i32) -> Result<i32>
     let mut kernel: Vec<libc::pollfd> = Vec::with_capacity(entries.len());
     let mut in_calls: Vec<InCall<'_>> = Vec::with_capacity(entries.len());
     let mut invalid = false;
+    // Readiness a layer holds that the kernel socket cannot show (TLS plaintext).
+    let layered: Vec<i16> = entries
+        .iter()
+        .zip(&sockets)
+        .map(|(entry, socket)| match socket.as_deref().and_then(|s| Some((s, s.tls()?))) {
+            Some((socket, tls)) => tls.poll_ready(socket) & entry.events,
+            None => 0,
+        })
+        .collect();
+    let layer_ready = layered.iter().any(|&r| r != 0);
     for (entry, socket) in entries.iter().zip(&sockets) {
         let fd = match socket {
             Some(socket) => match flush_then_enter(socket) {
@@ -46,7 +57,7 @@ pub(crate) fn poll(entries: &mut [libc::pollfd], timeout_ms: i32) -> Result<i32>
         };
         kernel.push(libc::pollfd { fd, events: entry.events, revents: 0 });
     }
-    let timeout_ms = if invalid { 0 } else { timeout_ms };
+    let timeout_ms = if invalid || layer_ready { 0 } else { timeout_ms };
     let nfds = kernel.len() as libc::nfds_t;
     // SAFETY: `kernel` is a live array of `nfds` pollfd entries.
     let rc = unsafe { libc::poll(kernel.as_mut_ptr(), nfds, timeout_ms) };
@@ -56,10 +67,11 @@ pub(crate) fn poll(entries: &mut [libc::pollfd], timeout_ms: i32) -> Result<i32>
         return Err(err);
     }
     let mut ready = 0;
-    for ((entry, k), socket) in entries.iter_mut().zip(&kernel).zip(&sockets) {
+    for (((entry, k), socket), layer) in entries.iter_mut().zip(&kernel).zip(&sockets).zip(layered)
+    {
         entry.revents = match socket {
             _ if entry.fd < 0 => 0,
-            Some(socket) if !socket.is_closed() => k.revents,
+            Some(socket) if !socket.is_closed() => k.revents | layer,
             _ => libc::POLLNVAL,
         };
         ready += i32::from(entry.revents != 0);

@@ -28,6 +28,7 @@ use crate::{
     log::{self, Level},
     reactor,
     sys::{self, LazyEventFd, syscall},
+    tls::TlsLayer,
 };
 
 /// An open socket. Lives in the sid table until closed, and as long as any call uses it.
@@ -53,6 +54,8 @@ pub(crate) struct Socket {
     cork: ForkSafe<Option<Box<Cork>>>,
     /// Whether `cork` holds bytes, so that other calls need not take its lock.
     corked: AtomicBool,
+    /// The TLS layer of an `XS_PROTO_TLS` socket.
+    tls: Option<Box<TlsLayer>>,
     /// Whether this socket waits in the event thread's attention list.
     pub(crate) attention_queued: AtomicBool,
 }
@@ -89,8 +92,53 @@ impl Socket {
             wake: LazyEventFd::new(),
             cork: ForkSafe::new(),
             corked: AtomicBool::new(false),
+            tls: None,
             attention_queued: AtomicBool::new(false),
         }
+    }
+
+    /// The same socket with a TLS layer.
+    pub(crate) fn with_tls(mut self, layer: TlsLayer) -> Self {
+        self.tls = Some(Box::new(layer));
+        self
+    }
+
+    /// The TLS layer, for `XS_PROTO_TLS` sockets.
+    pub(crate) fn tls(&self) -> Option<&TlsLayer> {
+        self.tls.as_deref()
+    }
+
+    /// Whether the caller's `O_NONBLOCK` is set.
+    pub(crate) fn is_nonblocking(&self) -> bool {
+        self.nonblocking.load(SeqCst)
+    }
+
+    /// Waits for `events` on the kernel socket until `deadline` (`None`: no limit);
+    /// `Ok(false)` on time-out. A close from another thread ends it with `EBADF`.
+    pub(crate) fn wait(&self, events: i16, deadline: Option<Instant>) -> Result<bool> {
+        let timeout = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(false);
+                }
+                i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX)
+            }
+        };
+        let _in_call = self.enter()?;
+        let mut pfd = libc::pollfd { fd: self.raw_fd(), events, revents: 0 };
+        let ready = syscall!("poll", poll(&mut pfd, 1, timeout))?;
+        if self.closed.load(SeqCst) {
+            return Err(Error::ClosedWhileInUse);
+        }
+        Ok(ready > 0)
+    }
+
+    /// When a wait bounded by `SO_RCVTIMEO` or `SO_SNDTIMEO` (`optname`) must end.
+    pub(crate) fn timeout_deadline(&self, optname: i32) -> Result<Option<Instant>> {
+        let tv: libc::timeval = sys::option(self.raw_fd(), libc::SOL_SOCKET, optname)?;
+        Ok(duration_of(tv).map(|limit| Instant::now() + limit))
     }
 
     /// The socket's id.
@@ -155,6 +203,10 @@ impl Socket {
     /// kernel cannot take at once stay for the event thread to drain ([`Socket::is_corked`]).
     pub(crate) fn close(&self) {
         self.push_cork();
+        if let Some(tls) = &self.tls {
+            // close_notify, as far as the kernel takes it now: close does not wait.
+            let _ = tls.close_notify(self, false);
+        }
         self.closed.store(true, SeqCst);
         if self.waiters.load(SeqCst) > 0 {
             // Wakes blocked calls; the descriptor stays open until the last user leaves.
@@ -183,6 +235,9 @@ impl Socket {
 
     /// `listen(2)`.
     pub(crate) fn listen(&self, backlog: i32) -> Result<()> {
+        if let Some(tls) = &self.tls {
+            tls.prepare_server()?; // a bad certificate fails here, not at every accept
+        }
         syscall!("listen", listen(self.raw_fd(), backlog))?;
         log_debug_event(self, "listening on", false);
         Ok(())
@@ -218,16 +273,39 @@ impl Socket {
         let timeout_ms = self.connect_timeout_ms.load(SeqCst);
         let blocking = !self.nonblocking.load(SeqCst);
         let unix_stream = self.domain == libc::AF_UNIX && self.sock_type != libc::SOCK_DGRAM;
-        if blocking && unix_stream {
+        let started = Instant::now();
+        let outcome = if blocking && unix_stream {
             // SAFETY: the caller's contract is passed on unchanged.
-            unsafe { self.connect_unix_waiting(addr, len, timeout_ms)? };
+            unsafe { self.connect_unix_waiting(addr, len, timeout_ms) }
         } else if blocking && timeout_ms != 0 {
             // SAFETY: the caller's contract is passed on unchanged.
-            unsafe { self.connect_bounded(addr, len, timeout_ms)? };
+            unsafe { self.connect_bounded(addr, len, timeout_ms) }
         } else {
             // SAFETY: the caller's contract is passed on unchanged.
-            unsafe { self.connect_once(addr, len)? };
+            unsafe { self.connect_once(addr, len) }
+        };
+        if let Some(tls) = &self.tls {
+            let in_progress = matches!(&outcome, Err(e) if e.os_errno() == Some(libc::EINPROGRESS));
+            if outcome.is_ok() || in_progress {
+                tls.start_client(self)?;
+            }
+            if outcome.is_ok() {
+                let deadline = match timeout_ms {
+                    0 => self.timeout_deadline(libc::SO_SNDTIMEO)?,
+                    ms => Some(started + Duration::from_millis(ms.into())),
+                };
+                match tls.handshake(self, deadline, !blocking) {
+                    Err(err) if !blocking && err.os_errno() == Some(libc::EAGAIN) => {
+                        return Err(Error::Os {
+                            op: "connect".into(),
+                            source: std::io::Error::from_raw_os_error(libc::EINPROGRESS),
+                        });
+                    }
+                    other => other?,
+                }
+            }
         }
+        outcome?;
         log_debug_event(self, "connected to", true);
         Ok(())
     }
@@ -351,14 +429,17 @@ impl Socket {
         len: usize,
         flags: i32,
     ) -> Result<isize> {
+        if let Some(tls) = &self.tls {
+            // SAFETY: the caller's contract; TLS reads the plaintext itself.
+            let data = unsafe { user_bytes(buf, len) }?;
+            let dont_wait = self.is_nonblocking() || flags & libc::MSG_DONTWAIT != 0;
+            return tls.send(self, data, dont_wait).map(|n| n as isize);
+        }
         if self.sock_type == libc::SOCK_STREAM
             && (flags & libc::MSG_MORE != 0 || self.corked.load(SeqCst))
         {
-            if buf.is_null() && len > 0 {
-                return Err(Error::NullPointer("buf"));
-            }
-            // SAFETY: non-NULL (or empty), and the caller promises `len` readable bytes.
-            let data = unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len) };
+            // SAFETY: the caller's contract; corking reads the bytes itself.
+            let data = unsafe { user_bytes(buf, len) }?;
             return self.send_corked(data, flags).map(|n| n as isize);
         }
         self.blocking("send", || {
@@ -545,6 +626,12 @@ impl Socket {
         len: usize,
         flags: i32,
     ) -> Result<isize> {
+        if let Some(tls) = &self.tls {
+            // SAFETY: the caller's contract; TLS writes the plaintext itself.
+            let buf = unsafe { user_bytes_mut(buf, len) }?;
+            let dont_wait = self.is_nonblocking() || flags & libc::MSG_DONTWAIT != 0;
+            return tls.recv(self, buf, flags, dont_wait).map(|n| n as isize);
+        }
         self.push_cork();
         self.blocking("recv", || {
             // SAFETY: pointers go to the kernel unchanged (caller's contract).
@@ -564,6 +651,13 @@ impl Socket {
         to: *const libc::sockaddr,
         to_len: libc::socklen_t,
     ) -> Result<isize> {
+        if self.tls.is_some() {
+            if !to.is_null() {
+                return Err(os_errno("sendto", libc::EISCONN));
+            }
+            // SAFETY: the caller's contract.
+            return unsafe { self.send(buf, len, flags) };
+        }
         self.flush_cork()?;
         self.blocking("sendto", || {
             // SAFETY: pointers go to the kernel unchanged (caller's contract).
@@ -583,6 +677,11 @@ impl Socket {
         from: *mut libc::sockaddr,
         from_len: *mut libc::socklen_t,
     ) -> Result<isize> {
+        if self.tls.is_some() {
+            // A connected stream: no address to report, as for TCP.
+            // SAFETY: the caller's contract.
+            return unsafe { self.recv(buf, len, flags) };
+        }
         self.push_cork();
         self.blocking("recvfrom", || {
             // SAFETY: pointers go to the kernel unchanged (caller's contract).
@@ -595,6 +694,9 @@ impl Socket {
     /// # Safety
     /// `msg` is passed to the kernel as given; the kernel checks it.
     pub(crate) unsafe fn send_msg(&self, msg: *const libc::msghdr, flags: i32) -> Result<isize> {
+        if self.tls.is_some() {
+            return Err(os_errno("sendmsg on a TLS socket (use xs_send)", libc::EOPNOTSUPP));
+        }
         self.flush_cork()?;
         self.blocking("sendmsg", || {
             // SAFETY: pointers go to the kernel unchanged (caller's contract).
@@ -607,6 +709,9 @@ impl Socket {
     /// # Safety
     /// `msg` is passed to the kernel as given; the kernel checks it.
     pub(crate) unsafe fn recv_msg(&self, msg: *mut libc::msghdr, flags: i32) -> Result<isize> {
+        if self.tls.is_some() {
+            return Err(os_errno("recvmsg on a TLS socket (use xs_recv)", libc::EOPNOTSUPP));
+        }
         self.push_cork();
         self.blocking("recvmsg", || {
             // SAFETY: pointers go to the kernel unchanged (caller's contract).
@@ -618,6 +723,9 @@ impl Socket {
     pub(crate) fn shutdown(&self, how: i32) -> Result<()> {
         if how != libc::SHUT_RD {
             self.flush_cork()?;
+            if let Some(tls) = &self.tls {
+                tls.close_notify(self, true)?;
+            }
         }
         syscall!("shutdown", shutdown(self.raw_fd(), how))?;
         Ok(())
@@ -665,6 +773,41 @@ impl Drop for Socket {
     fn drop(&mut self) {
         log::log!(Level::Trace, "sid {}: released", self.sid);
     }
+}
+
+/// The error a kernel call would give with `errno`.
+fn os_errno(op: &'static str, errno: i32) -> Error {
+    Error::Os { op: op.into(), source: std::io::Error::from_raw_os_error(errno) }
+}
+
+/// The caller's buffer as bytes to read; NULL is `EFAULT` unless `len` is 0.
+///
+/// # Safety
+/// `buf` must be NULL or point to `len` readable bytes.
+unsafe fn user_bytes<'a>(buf: *const libc::c_void, len: usize) -> Result<&'a [u8]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if buf.is_null() {
+        return Err(Error::NullPointer("buf"));
+    }
+    // SAFETY: non-NULL, and the caller promises `len` readable bytes.
+    Ok(unsafe { std::slice::from_raw_parts(buf.cast(), len) })
+}
+
+/// The caller's buffer as bytes to write; NULL is `EFAULT` unless `len` is 0.
+///
+/// # Safety
+/// `buf` must be NULL or point to `len` writable bytes, not used elsewhere meanwhile.
+unsafe fn user_bytes_mut<'a>(buf: *mut libc::c_void, len: usize) -> Result<&'a mut [u8]> {
+    if len == 0 {
+        return Ok(&mut []);
+    }
+    if buf.is_null() {
+        return Err(Error::NullPointer("buf"));
+    }
+    // SAFETY: non-NULL, and the caller promises `len` writable bytes.
+    Ok(unsafe { std::slice::from_raw_parts_mut(buf.cast(), len) })
 }
 
 /// `send` flags for handing corked bytes over.

@@ -14,6 +14,7 @@ pub(crate) fn errno_of(err: &Error) -> i32 {
         Error::OptionNotSupported { .. } => libc::ENOPROTOOPT,
         Error::TimedOut(_) => libc::ETIMEDOUT,
         Error::Resolve { .. } => libc::EHOSTUNREACH,
+        Error::Tls(_) => libc::EPROTO,
         Error::Os { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
         Error::Internal(_) => libc::EIO,
     }

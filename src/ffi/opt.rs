@@ -4,8 +4,16 @@ use std::ffi::{c_int, c_void};
 
 use libc::socklen_t;
 
-use super::{ffi_call, non_null, socket_of, types::XS_SOL_XSOCKET};
-use crate::{error::Error, options, sys::syscall};
+use super::{
+    ffi_call, non_null, socket_of,
+    types::{XS_SOL_TLS, XS_SOL_XSOCKET},
+};
+use crate::{error::Error, options, socket::Socket, sys::syscall, tls::TlsLayer};
+
+/// The TLS layer of a socket, for `XS_SOL_TLS` options.
+fn tls_of(socket: &Socket) -> crate::error::Result<&TlsLayer> {
+    socket.tls().ok_or(Error::OptionNotSupported { level: XS_SOL_TLS, name: 0 })
+}
 
 /// Sets a socket option, as `setsockopt(2)`.
 ///
@@ -14,7 +22,8 @@ use crate::{error::Error, options, sys::syscall};
 /// `SO_RCVTIMEO`/`SO_SNDTIMEO` (`struct timeval`), `SO_LINGER`, `SO_SNDBUF`,
 /// `SO_RCVBUF`, `TCP_NODELAY`, `IPV6_V6ONLY` and the rest behave and read back
 /// exactly as on a kernel socket. Level `XS_SOL_XSOCKET` takes xsocket's own options
-/// (`XS_SO_*`).
+/// (`XS_SO_*`), level `XS_SOL_TLS` the TLS options (`XS_TLS_*`) of an `XS_PROTO_TLS`
+/// socket.
 ///
 /// Returns 0, or -1 with errno: `EBADF`, `EFAULT` (bad `optval`), `EINVAL` (bad
 /// `optlen` or value), `ENOPROTOOPT` (unknown option, or read-only).
@@ -31,7 +40,7 @@ pub unsafe extern "C" fn xs_setsockopt(
 ) -> c_int {
     ffi_call!("xs_setsockopt", {
         let socket = socket_of(sid)?;
-        if level != XS_SOL_XSOCKET {
+        if level != XS_SOL_XSOCKET && level != XS_SOL_TLS {
             syscall!("setsockopt", setsockopt(socket.raw_fd(), level, optname, optval, optlen))?;
             return Ok(0);
         }
@@ -44,13 +53,18 @@ pub unsafe extern "C" fn xs_setsockopt(
             // SAFETY: non-NULL, and the caller promises `optlen` readable bytes.
             unsafe { std::slice::from_raw_parts(optval.cast(), optlen as usize) }
         };
-        options::set(&socket, optname, value)?;
+        if level == XS_SOL_TLS {
+            tls_of(&socket)?.set_option(optname, value)?;
+        } else {
+            options::set(&socket, optname, value)?;
+        }
         Ok(0)
     })
 }
 
 /// Reads a socket option, as `getsockopt(2)`: kernel levels go to the kernel socket,
-/// `XS_SOL_XSOCKET` reads xsocket's own options (all `int`). `*optlen` is the size of
+/// `XS_SOL_XSOCKET` reads xsocket's own options (all `int`), `XS_SOL_TLS` the TLS
+/// connection's parameters once its handshake is done (`EINVAL` before). `*optlen` is the size of
 /// `optval` on entry and the size written on return.
 ///
 /// Returns 0, or -1 with errno: `EBADF`, `EFAULT` (NULL `optval` or `optlen`),
@@ -69,7 +83,7 @@ pub unsafe extern "C" fn xs_getsockopt(
 ) -> c_int {
     ffi_call!("xs_getsockopt", {
         let socket = socket_of(sid)?;
-        if level != XS_SOL_XSOCKET {
+        if level != XS_SOL_XSOCKET && level != XS_SOL_TLS {
             syscall!("getsockopt", getsockopt(socket.raw_fd(), level, optname, optval, optlen))?;
             return Ok(0);
         }
@@ -77,6 +91,20 @@ pub unsafe extern "C" fn xs_getsockopt(
         non_null(optval, "optval")?;
         // SAFETY: non-NULL, and the caller promises it is valid.
         let room = unsafe { *optlen } as usize;
+        if level == XS_SOL_TLS {
+            let value = tls_of(&socket)?.option(optname)?;
+            if room < value.len() {
+                return Err(Error::InvalidArgument(
+                    format!("optlen {room} is too small for {} bytes", value.len()).into(),
+                ));
+            }
+            // SAFETY: `optval` has room for `value.len()` bytes (checked above).
+            unsafe {
+                std::ptr::copy_nonoverlapping(value.as_ptr(), optval.cast::<u8>(), value.len());
+                *optlen = value.len() as socklen_t;
+            }
+            return Ok(0);
+        }
         if room < size_of::<c_int>() {
             return Err(Error::InvalidArgument("optlen is smaller than an int".into()));
         }

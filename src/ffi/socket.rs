@@ -11,7 +11,6 @@ use crate::{
     error::Error,
     log::{Level, log},
     open, reactor,
-    socket::Socket,
     sys::syscall,
     table,
 };
@@ -105,16 +104,7 @@ pub unsafe extern "C" fn xs_accept4(
     ffi_call!("xs_accept4", {
         let listener = socket_of(sid)?;
         // SAFETY: the pointers go to the kernel as the caller gave them.
-        let fd = unsafe { listener.accept(addr, addrlen, flags)? };
-        let nonblocking = flags & libc::SOCK_NONBLOCK != 0;
-        let (domain, sock_type) = (listener.domain(), listener.sock_type());
-        let socket =
-            table::TABLE.write().insert(|sid| Socket::new(sid, fd, domain, sock_type, nonblocking));
-        if crate::log::enabled(Level::Debug) {
-            let peer = crate::addr::of_socket(socket.raw_fd(), true);
-            log!(Level::Debug, "sid {}: accepted {peer} on sid {sid}", socket.sid());
-        }
-        Ok(socket.sid())
+        Ok(unsafe { open::accept(&listener, addr, addrlen, flags)? }.sid())
     })
 }
 
