@@ -249,7 +249,7 @@ SCENARIO(wrong_family) {
 
 /* Protocols the kernel does not have for the type: EPROTONOSUPPORT in both. */
 SCENARIO(socket_protocols) {
-    REC_FAIL(t, A->socket(AF_INET, SOCK_STREAM, 0x100), EPROTONOSUPPORT);
+    REC_FAIL(t, A->socket(AF_INET, SOCK_STREAM, 0x8000), EPROTONOSUPPORT);
     REC_FAIL(t, A->socket(AF_INET, SOCK_STREAM, IPPROTO_UDP), EPROTONOSUPPORT);
     REC_FAIL(t, A->socket(AF_INET6, SOCK_DGRAM, IPPROTO_TCP), EPROTONOSUPPORT);
     REC_FAIL(t, A->socket(AF_UNIX, SOCK_STREAM, 5), EPROTONOSUPPORT);
@@ -269,7 +269,7 @@ SCENARIO(socket_unsupported) {
     XS_FAIL(A->socket(AF_INET, SOCK_RAW, 0), ESOCKTNOSUPPORT);
     XS_FAIL(A->socket(AF_INET, 99, 0), ESOCKTNOSUPPORT);
     XS_FAIL(A->socket(AF_INET, SOCK_STREAM | 0x4000, 0), ESOCKTNOSUPPORT);
-    XS_FAIL(A->socket(AF_INET, SOCK_STREAM, 0x100), EPROTONOSUPPORT);
+    XS_FAIL(A->socket(AF_INET, SOCK_STREAM, 0x8000), EPROTONOSUPPORT);
     XS_FAIL(A->socket(AF_INET, SOCK_DGRAM, -1), EPROTONOSUPPORT);
     CHECK(strstr(xs_last_error(), "xs_socket") != NULL);
     int s = XS_PASS(A->socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
