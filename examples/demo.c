@@ -19,12 +19,15 @@
  *   1. TCP echo: a server thread accepts one connection and echoes it back.
  *   2. UDP echo: sendto/recvfrom, with the sender's address, plus xs_poll.
  *   3. Unix stream echo over a socket path in a temporary directory.
- *   4. An error: connecting to a closed port gives ECONNREFUSED, and its detail.
+ *   4. TLS echo: the TCP echo again with protocol XS_PROTO_TLS, a certificate made by
+ *      the openssl tool, and the connection's TLS parameters read back.
+ *   5. An error: connecting to a closed port gives ECONNREFUSED, and its detail.
  *
  * Build and run:  make demo
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,17 +145,79 @@ static void *echo_server(void *arg) {
     return NULL;
 }
 
+/* ----- TLS: the same calls with protocol XS_PROTO_TLS and a few options -------- */
+
+static char certdir[64];
+
+/* A CA and a certificate for 127.0.0.1 signed by it, made with the openssl tool. */
+static int make_certificates(void) {
+    snprintf(certdir, sizeof certdir, "/tmp/xsocket-demo-tls-XXXXXX");
+    if (!mkdtemp(certdir))
+        return 0;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+             "-days 1 -subj /CN=demo-ca -keyout ca.key -out ca.pem && "
+             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=demo "
+             "-keyout server.key -out server.csr && printf 'subjectAltName=IP:127.0.0.1\\n' > ext && "
+             "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 "
+             "-extfile ext -out server.pem",
+             certdir);
+    char quiet[1200];
+    snprintf(quiet, sizeof quiet, "(%s) >/dev/null 2>&1", cmd);
+    return system(quiet) == 0;
+}
+
+static void set_file(int sid, int option, const char *name) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", certdir, name);
+    TRY(xs_setsockopt(sid, XS_SOL_TLS, option, path, (socklen_t)strlen(path)));
+}
+
+/* The server presents its certificate and key (accepted sockets inherit them). */
+static void tls_server_options(int listener) {
+    set_file(listener, XS_TLS_CERT_FILE, "server.pem");
+    set_file(listener, XS_TLS_KEY_FILE, "server.key");
+}
+
+/* The client trusts our CA; the name checked is the address connected to. */
+static void tls_client_options(int client) { set_file(client, XS_TLS_CA_FILE, "ca.pem"); }
+
+static void print_tls(const char *tag, int sid) {
+    int version = 0;
+    socklen_t len = sizeof version;
+    TRY(xs_getsockopt(sid, XS_SOL_TLS, XS_TLS_VERSION, &version, &len));
+    char cipher[64] = {0};
+    len = sizeof cipher - 1;
+    TRY(xs_getsockopt(sid, XS_SOL_TLS, XS_TLS_CIPHER, cipher, &len));
+    int64_t us = 0;
+    len = sizeof us;
+    TRY(xs_getsockopt(sid, XS_SOL_TLS, XS_TLS_HANDSHAKE_US, &us, &len));
+    printf("%s: TLS 1.%d, %s, handshake %lld us, server certificate verified\n", tag,
+           version == 0x0304 ? 3 : 2, cipher, (long long)us);
+}
+
+static void remove_certificates(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", certdir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "demo: could not remove %s\n", certdir);
+}
+
 /*
  * Listens on `addr` (a TCP port 0 gets a free port), connects a client to it, sends a
  * message, reads the echo back and closes both ends. `tag` prefixes every line.
  */
-static void stream_echo(const char *tag, const struct sockaddr *addr, socklen_t addrlen) {
+static void stream_echo(const char *tag, const struct sockaddr *addr, socklen_t addrlen,
+                        int protocol) {
     char a[128], b[128];
     const char msg[] = "hello xsocket";
 
     /* The server: socket, bind, listen, exactly as with the kernel. */
     struct server srv = {0};
-    srv.listener = TRY(xs_socket(addr->sa_family, SOCK_STREAM, 0));
+    srv.listener = TRY(xs_socket(addr->sa_family, SOCK_STREAM, protocol));
+    if (protocol == XS_PROTO_TLS)
+        tls_server_options(srv.listener);
     TRY(xs_bind(srv.listener, addr, addrlen));
     TRY(xs_listen(srv.listener, 16));
 
@@ -169,9 +234,13 @@ static void stream_echo(const char *tag, const struct sockaddr *addr, socklen_t 
         die("pthread_create: %s", strerror(rc));
 
     /* The client: socket and connect. */
-    int client = TRY(xs_socket(addr->sa_family, SOCK_STREAM, 0));
+    int client = TRY(xs_socket(addr->sa_family, SOCK_STREAM, protocol));
+    if (protocol == XS_PROTO_TLS)
+        tls_client_options(client);
     TRY(xs_connect(client, (struct sockaddr *)&where, wherelen));
     printf("%s: client sid %d connected\n", tag, client);
+    if (protocol == XS_PROTO_TLS)
+        print_tls(tag, client);
 
     /* Send the message and read the same number of bytes back. */
     char reply[sizeof msg];
@@ -268,7 +337,7 @@ static void unix_echo(void) {
 
     struct sockaddr_un un = {.sun_family = AF_UNIX};
     memcpy(un.sun_path, sockpath, sizeof un.sun_path);
-    stream_echo("unix", (struct sockaddr *)&un, sizeof un);
+    stream_echo("unix", (struct sockaddr *)&un, sizeof un, 0);
     /* remove_tmp() deletes the socket file and the directory when the demo exits. */
 }
 
@@ -305,9 +374,15 @@ int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     struct sockaddr_in tcp = loopback4(0); /* port 0: any free port */
-    stream_echo("tcp", (struct sockaddr *)&tcp, sizeof tcp);
+    stream_echo("tcp", (struct sockaddr *)&tcp, sizeof tcp, 0);
     udp_echo();
     unix_echo();
+    if (make_certificates()) {
+        stream_echo("tls", (struct sockaddr *)&tcp, sizeof tcp, XS_PROTO_TLS);
+        remove_certificates();
+    } else {
+        printf("tls: skipped (the openssl command could not make certificates)\n");
+    }
     error_example();
 
     printf("demo: all steps passed\n");
