@@ -482,6 +482,36 @@ SCENARIO(python_ssl_both_ways) {
     xs_close(l);
 }
 
+/* The URL calls: xs_socket_url + options + xs_bind_url/xs_connect_url. The client
+ * checks the certificate against the URL's host ("localhost" is in its names). */
+SCENARIO(urls) {
+    int l = XS_PASS(xs_socket_url("tls://127.0.0.1:0"));
+    XS_PASS(set_text(l, XS_TLS_CERT_FILE, path("server.pem")));
+    XS_PASS(set_text(l, XS_TLS_KEY_FILE, path("server.key")));
+    XS_PASS(xs_bind_url(l, "tls://127.0.0.1:0"));
+    XS_PASS(xs_listen(l, 4));
+    int port = bound_port(&XS, l);
+    pthread_t th;
+    struct server s;
+    start_server(&s, &th, l);
+    char url[64];
+    snprintf(url, sizeof url, "tls://localhost:%d", port);
+    int c = XS_PASS(xs_socket_url(url));
+    XS_PASS(set_text(c, XS_TLS_CA_FILE, path("ca.pem")));
+    XS_PASS(xs_connect_url(c, url));
+    char buf[4];
+    CHECK(xs_send(c, "u", 1, 0) == 1 && xs_recv(c, buf, 1, 0) == 1);
+    xs_close(c);
+    pthread_join(th, NULL);
+    CHECK(s.accepted > 0 && s.echoed == 1);
+    /* xs_dial uses the system's CAs, which did not sign our test certificate. */
+    start_server(&s, &th, l);
+    XS_FAIL(xs_dial(url), EPROTO);
+    CHECK(strstr(xs_last_error(), "not signed by a trusted CA") != NULL);
+    pthread_join(th, NULL);
+    xs_close(l);
+}
+
 /* Bad arguments get clear errors: TLS needs a stream socket; a server needs a
  * certificate (xs_listen says so); a missing file fails at xs_setsockopt. */
 SCENARIO(setup_errors) {
@@ -513,6 +543,7 @@ int main(void) {
     RUN_ONCE(openssl_client_tls13);
     RUN_ONCE(openssl_client_tls12);
     RUN_ONCE(python_ssl_both_ways);
+    RUN_ONCE(urls);
     RUN_ONCE(setup_errors);
     sh("rm -rf %s", dir);
     return harness_finish();

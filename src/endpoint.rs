@@ -1,11 +1,15 @@
 //! URLs for `xs_dial` and `xs_listen_url`, parsed without I/O.
 //!
 //! Schemes: `tcp://HOST:PORT`, `udp://HOST:PORT`, `unix:///PATH` (a filesystem path)
-//! and `unix://@NAME` (a Linux abstract name). HOST is an IPv4 address, an IPv6
+//! and `unix://@NAME` (a Linux abstract name); `tls://HOST:PORT` and `tls+unix://…`
+//! are the same with the TLS layer on top. HOST is an IPv4 address, an IPv6
 //! address in brackets, or a name to resolve (`localhost`). Parsing never resolves
 //! names; [`Endpoint::Net`] keeps the host as text for the caller to resolve.
 
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    ffi::types::XS_PROTO_TLS,
+};
 
 /// The longest Unix socket path, without the terminating NUL (`sizeof sun_path - 1`).
 pub(crate) const UNIX_PATH_MAX: usize = 107;
@@ -28,9 +32,38 @@ pub(crate) enum Endpoint {
     UnixAbstract(Vec<u8>),
 }
 
+/// A parsed URL: where, and the xsocket layers (`XS_PROTO_*` bits) on top.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Url {
+    /// The transport address.
+    pub(crate) endpoint: Endpoint,
+    /// `XS_PROTO_*` bits for `xs_socket`'s protocol (0: the plain transport).
+    pub(crate) layers: i32,
+}
+
+impl Url {
+    /// Parses a URL such as `tcp://127.0.0.1:80`, `tls://[::1]:443` or `unix:///tmp/s`.
+    pub(crate) fn parse(url: &str) -> Result<Self> {
+        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        let (plain, layers) = match scheme.as_deref() {
+            Some("tls") => (url.replacen("tls", "tcp", 1), XS_PROTO_TLS),
+            Some("tls+unix") => (url.replacen("tls+unix", "unix", 1), XS_PROTO_TLS),
+            _ => (url.to_string(), 0),
+        };
+        let endpoint = Endpoint::parse(&plain).map_err(|err| match err {
+            // Name the URL as the caller wrote it.
+            Error::InvalidArgument(why) => Error::InvalidArgument(
+                why.replace(&format!("'{plain}'"), &format!("'{url}'")).into(),
+            ),
+            other => other,
+        })?;
+        Ok(Self { endpoint, layers })
+    }
+}
+
 impl Endpoint {
     /// Parses a URL such as `tcp://127.0.0.1:80`, `udp://[::1]:53` or `unix:///tmp/s`.
-    pub(crate) fn parse(url: &str) -> Result<Self> {
+    fn parse(url: &str) -> Result<Self> {
         let invalid = |why: &str| Error::InvalidArgument(format!("URL '{url}': {why}").into());
         let (scheme, rest) = url.split_once("://").ok_or_else(|| invalid("no scheme://"))?;
         match scheme.to_ascii_lowercase().as_str() {
@@ -59,7 +92,9 @@ impl Endpoint {
                     Self::UnixPath(bytes.to_vec())
                 })
             }
-            other => Err(invalid(&format!("scheme '{other}' is not supported (tcp, udp, unix)"))),
+            other => Err(invalid(&format!(
+                "scheme '{other}' is not supported (tcp, udp, unix, tls, tls+unix)"
+            ))),
         }
     }
 }
@@ -103,6 +138,20 @@ mod tests {
             Endpoint::parse("unix://@name").unwrap(),
             Endpoint::UnixAbstract(b"name".to_vec())
         );
+    }
+
+    #[test]
+    fn tls_schemes_add_the_layer() {
+        let url = Url::parse("tls://localhost:443").unwrap();
+        assert_eq!((url.endpoint, url.layers), (net(true, "localhost", 443), XS_PROTO_TLS));
+        let url = Url::parse("tls+unix:///run/s").unwrap();
+        assert_eq!(
+            (url.endpoint, url.layers),
+            (Endpoint::UnixPath(b"/run/s".to_vec()), XS_PROTO_TLS)
+        );
+        assert_eq!(Url::parse("tcp://h:1").unwrap().layers, 0);
+        let err = Url::parse("tls://h").unwrap_err().to_string();
+        assert!(err.contains("'tls://h'"), "{err}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::{
 
 use crate::{
     addr,
-    endpoint::Endpoint,
+    endpoint::{Endpoint, Url},
     error::{Error, Result},
     ffi::types::XS_PROTO_TLS,
     fork,
@@ -130,60 +130,133 @@ fn family(addr: &SocketAddr) -> i32 {
     if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 }
 }
 
-/// Opens a socket and connects it to the URL; tries every address a name resolves to.
-pub(crate) fn dial(url: &str) -> Result<Arc<Socket>> {
-    match Endpoint::parse(url)? {
-        Endpoint::Net { stream, host, port } => {
-            let sock_type = if stream { libc::SOCK_STREAM } else { libc::SOCK_DGRAM };
-            let mut last = None;
-            for target in resolve(&host, port)? {
-                let socket = Pending(Some(open(family(&target), sock_type, 0)?));
-                let (storage, len) = addr::from_socket_addr(&target);
-                let sock = socket.0.as_ref().expect("set above");
-                // SAFETY: a valid address built just above.
-                match unsafe { sock.connect((&raw const storage).cast(), len) } {
-                    Ok(()) => return Ok(socket.done()),
-                    Err(err) => last = Some(err.context(|| format!("to {target}"))),
-                }
-            }
-            Err(last.expect("resolve returns at least one address"))
-        }
-        Endpoint::UnixPath(name) => dial_unix(&name, false),
-        Endpoint::UnixAbstract(name) => dial_unix(&name, true),
+/// One address a URL stands for, as the kernel takes it.
+struct Target {
+    domain: i32,
+    addr: libc::sockaddr_storage,
+    len: libc::socklen_t,
+}
+
+impl Target {
+    fn describe(&self) -> String {
+        addr::describe(&self.addr, self.len)
     }
 }
 
-fn dial_unix(name: &[u8], abstract_name: bool) -> Result<Arc<Socket>> {
-    let socket = Pending(Some(open(libc::AF_UNIX, libc::SOCK_STREAM, 0)?));
-    let (storage, len) = addr::unix(name, abstract_name);
-    let sock = socket.0.as_ref().expect("set above");
-    // SAFETY: a valid address built just above.
-    unsafe { sock.connect((&raw const storage).cast(), len) }
-        .map_err(|err| err.context(|| format!("to {}", addr::describe(&storage, len))))?;
-    Ok(socket.done())
+/// A parsed URL with its addresses (every one a name resolves to), and the socket
+/// type and protocol it needs.
+struct Resolved {
+    targets: Vec<Target>,
+    sock_type: i32,
+    protocol: i32,
+    /// The host name or address as written, for TLS's server name.
+    host: Option<String>,
 }
 
-/// Opens a socket bound to the URL: listening (TCP, Unix) with `backlog`, or bound (UDP).
-/// TCP listeners get `SO_REUSEADDR`, as servers usually want.
-pub(crate) fn listen(url: &str, backlog: i32) -> Result<Arc<Socket>> {
-    let (domain, sock_type, (storage, len)) = match Endpoint::parse(url)? {
+fn resolve_url(url: &str) -> Result<Resolved> {
+    let url = Url::parse(url)?;
+    let (targets, sock_type, host) = match url.endpoint {
         Endpoint::Net { stream, host, port } => {
-            let target = resolve(&host, port)?[0];
-            let sock_type = if stream { libc::SOCK_STREAM } else { libc::SOCK_DGRAM };
-            (family(&target), sock_type, addr::from_socket_addr(&target))
+            let targets = resolve(&host, port)?
+                .iter()
+                .map(|target| {
+                    let (addr, len) = addr::from_socket_addr(target);
+                    Target { domain: family(target), addr, len }
+                })
+                .collect();
+            (targets, if stream { libc::SOCK_STREAM } else { libc::SOCK_DGRAM }, Some(host))
         }
-        Endpoint::UnixPath(name) => (libc::AF_UNIX, libc::SOCK_STREAM, addr::unix(&name, false)),
-        Endpoint::UnixAbstract(name) => (libc::AF_UNIX, libc::SOCK_STREAM, addr::unix(&name, true)),
+        Endpoint::UnixPath(name) => {
+            let (addr, len) = addr::unix(&name, false);
+            (vec![Target { domain: libc::AF_UNIX, addr, len }], libc::SOCK_STREAM, None)
+        }
+        Endpoint::UnixAbstract(name) => {
+            let (addr, len) = addr::unix(&name, true);
+            (vec![Target { domain: libc::AF_UNIX, addr, len }], libc::SOCK_STREAM, None)
+        }
     };
-    let socket = Pending(Some(open(domain, sock_type, 0)?));
-    let sock = socket.0.as_ref().expect("set above");
-    if domain != libc::AF_UNIX && sock_type == libc::SOCK_STREAM {
-        sys::set_option(sock.raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, &1i32)?;
+    Ok(Resolved { targets, sock_type, protocol: url.layers, host })
+}
+
+/// Opens an unconnected socket of the kind a URL needs (family of its first address),
+/// so that options can be set before [`connect_url`] or [`bind_url`].
+pub(crate) fn socket_for(url: &str) -> Result<Arc<Socket>> {
+    let resolved = resolve_url(url)?;
+    open(resolved.targets[0].domain, resolved.sock_type, resolved.protocol)
+}
+
+/// Connects a socket to a URL: every address of the socket's family in turn. A TLS
+/// socket checks the server's certificate against the URL's host unless
+/// `XS_TLS_SERVER_NAME` says otherwise.
+pub(crate) fn connect_url(socket: &Socket, url: &str) -> Result<()> {
+    let resolved = resolve_url(url)?;
+    if let (Some(tls), Some(host)) = (socket.tls(), &resolved.host) {
+        tls.default_server_name(host);
     }
-    // SAFETY: a valid address built just above.
-    unsafe { sock.bind((&raw const storage).cast(), len) }
-        .map_err(|err| err.context(|| addr::describe(&storage, len)))?;
-    if sock_type == libc::SOCK_STREAM {
+    let mut last = None;
+    for target in resolved.targets.iter().filter(|t| t.domain == socket.domain()) {
+        // SAFETY: a valid address built by resolve_url.
+        match unsafe { socket.connect((&raw const target.addr).cast(), target.len) } {
+            Ok(()) => return Ok(()),
+            Err(err) => last = Some(err.context(|| format!("to {}", target.describe()))),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        Error::InvalidArgument(format!("URL '{url}' has no address of the socket's family").into())
+    }))
+}
+
+/// Binds a socket to a URL's first address of its family; TCP sockets get
+/// `SO_REUSEADDR` first, as servers usually want.
+pub(crate) fn bind_url(socket: &Socket, url: &str) -> Result<()> {
+    let resolved = resolve_url(url)?;
+    let target =
+        resolved.targets.iter().find(|t| t.domain == socket.domain()).ok_or_else(|| {
+            Error::InvalidArgument(
+                format!("URL '{url}' has no address of the socket's family").into(),
+            )
+        })?;
+    if target.domain != libc::AF_UNIX && socket.sock_type() == libc::SOCK_STREAM {
+        sys::set_option(socket.raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, &1i32)?;
+    }
+    // SAFETY: a valid address built by resolve_url.
+    unsafe { socket.bind((&raw const target.addr).cast(), target.len) }
+        .map_err(|err| err.context(|| target.describe()))
+}
+
+/// Opens a socket and connects it to the URL; tries every address a name resolves to,
+/// each with a socket of its family.
+pub(crate) fn dial(url: &str) -> Result<Arc<Socket>> {
+    let resolved = resolve_url(url)?;
+    let mut last = None;
+    for family in dedup_families(&resolved.targets) {
+        let socket = Pending(Some(open(family, resolved.sock_type, resolved.protocol)?));
+        let sock = socket.0.as_ref().expect("set above");
+        match connect_url(sock, url) {
+            Ok(()) => return Ok(socket.done()),
+            Err(err) => last = Some(err),
+        }
+    }
+    Err(last.expect("resolve_url returns at least one address"))
+}
+
+/// The address families of the targets, in first-seen order.
+fn dedup_families(targets: &[Target]) -> Vec<i32> {
+    let mut families = Vec::new();
+    for target in targets {
+        if !families.contains(&target.domain) {
+            families.push(target.domain);
+        }
+    }
+    families
+}
+
+/// Opens a socket bound to the URL: listening (stream) with `backlog`, or bound (UDP).
+pub(crate) fn listen(url: &str, backlog: i32) -> Result<Arc<Socket>> {
+    let socket = Pending(Some(socket_for(url)?));
+    let sock = socket.0.as_ref().expect("set above");
+    bind_url(sock, url)?;
+    if sock.sock_type() == libc::SOCK_STREAM {
         sock.listen(backlog)?;
     }
     Ok(socket.done())

@@ -234,6 +234,15 @@ impl TlsLayer {
         Ok(value)
     }
 
+    /// Checks the server's certificate against `host` (from a URL) unless
+    /// `XS_TLS_SERVER_NAME` was set.
+    pub(crate) fn default_server_name(&self, host: &str) {
+        let mut options = self.options.lock();
+        if options.server_name.is_none() {
+            options.server_name = Some(host.to_string());
+        }
+    }
+
     /// A layer for a socket accepted from this listening one: the same options.
     pub(crate) fn for_accepted(&self) -> Self {
         Self { options: Mutex::new(self.options.lock().clone()), ..Self::default() }
