@@ -5,7 +5,7 @@
  *   xscat -l [-k] [-v] URL         listen; accept one connection (-k: one after another)
  *   xscat -l --echo [-v] URL       echo server: many clients at once, until killed
  *
- * URLs go to xs_dial / xs_listen_url unchanged, so every scheme the library knows
+ * URLs go to xs_socket_url + xs_connect_url / xs_bind_url unchanged, so every scheme the library knows
  * works here. Stream sockets pipe bytes until EOF both ways; datagram sockets send
  * each stdin read as one datagram and write each datagram received to stdout.
  *
@@ -99,7 +99,63 @@ static const char *url_reason(int err)
     }
     if (err == EHOSTUNREACH && strncmp(d, "cannot resolve", 14) == 0)
         return d;
+    if (err == EPROTO && strncmp(d, "tls: ", 5) == 0)
+        return d; /* the TLS layer's reason, e.g. a certificate check */
     return strerror(err);
+}
+
+/* ----- TLS options ----- */
+
+static int sock_type(int sid);
+
+/* --ca, --cert, --key, --insecure, --pin, --sni: applied to a tls:// socket. */
+static struct {
+    const char *ca, *cert, *key, *pin, *sni;
+    int insecure;
+} tls;
+
+static int tls_wanted(void)
+{
+    return tls.ca || tls.cert || tls.key || tls.pin || tls.sni || tls.insecure;
+}
+
+static void tls_text(int sid, int name, const char *what, const char *value)
+{
+    if (value && xs_setsockopt(sid, XS_SOL_TLS, name, value, (socklen_t)strlen(value)) < 0) {
+        if (errno == ENOPROTOOPT)
+            die("%s needs a tls:// or tls+unix:// URL", what);
+        die("%s %s: %s", what, value, xs_last_error());
+    }
+}
+
+static void apply_tls(int sid)
+{
+    tls_text(sid, XS_TLS_CA_FILE, "--ca", tls.ca);
+    tls_text(sid, XS_TLS_CERT_FILE, "--cert", tls.cert);
+    tls_text(sid, XS_TLS_KEY_FILE, "--key", tls.key);
+    tls_text(sid, XS_TLS_PIN_SHA256, "--pin", tls.pin);
+    tls_text(sid, XS_TLS_SERVER_NAME, "--sni", tls.sni);
+    if (tls.insecure) {
+        int off = 0;
+        if (xs_setsockopt(sid, XS_SOL_TLS, XS_TLS_VERIFY, &off, sizeof off) < 0)
+            die("--insecure needs a tls:// or tls+unix:// URL");
+    }
+}
+
+/* A socket for URL with the TLS options applied: connected, or bound and listening. */
+static int open_url(const char *url, int listening)
+{
+    int sid = xs_socket_url(url);
+    if (sid >= 0 && tls_wanted())
+        apply_tls(sid);
+    int rc = sid < 0 ? -1 : listening ? xs_bind_url(sid, url) : xs_connect_url(sid, url);
+    if (rc == 0 && listening && sock_type(sid) != SOCK_DGRAM)
+        rc = xs_listen(sid, BACKLOG);
+    if (rc < 0) {
+        int err = errno;
+        die("%s %s: %s", listening ? "listen" : "connect", url, url_reason(err));
+    }
+    return sid;
 }
 
 static int64_t now_ms(void)
@@ -150,10 +206,15 @@ static void local_url(int sid, int type, char *out, size_t cap)
         die("getsockname: %s", xs_strerror(errno));
     char addr[300];
     fmt_addr(&ss, len, addr, sizeof addr);
+    /* A TLS socket knows the TLS options (the handshake read-backs are not ready). */
+    int version;
+    socklen_t vlen = sizeof version;
+    int is_tls = xs_getsockopt(sid, XS_SOL_TLS, XS_TLS_VERSION, &version, &vlen) == 0 ||
+                 errno != ENOPROTOOPT;
     if (ss.ss_family == AF_UNIX) /* addr is "unix:/PATH" or "unix:@NAME" */
-        snprintf(out, cap, "unix://%s", addr + 5);
+        snprintf(out, cap, "%s://%s", is_tls ? "tls+unix" : "unix", addr + 5);
     else
-        snprintf(out, cap, "%s://%s", type == SOCK_DGRAM ? "udp" : "tcp", addr);
+        snprintf(out, cap, "%s://%s", type == SOCK_DGRAM ? "udp" : is_tls ? "tls" : "tcp", addr);
 }
 
 static int sock_type(int sid)
@@ -720,12 +781,20 @@ static void usage(FILE *f)
             "  -k, --keep      with -l: keep accepting, one connection after another\n"
             "      --echo      with -l: send every byte (stream) or datagram back to its sender\n"
             "  -v, --verbose   log connection events to stderr; -vv adds xsocket's debug log\n"
+            "      --ca FILE   TLS: trust the CA certificates in FILE (PEM)\n"
+            "      --cert FILE TLS: our certificate chain (server; client for mTLS)\n"
+            "      --key FILE  TLS: our private key\n"
+            "      --insecure  TLS: do not verify the peer's certificate (tests only)\n"
+            "      --pin HEX   TLS: accept only a peer certificate with this SHA-256\n"
+            "      --sni NAME  TLS: the server name to send and check\n"
             "  -h, --help      show this help\n"
             "URLs:\n"
             "  tcp://HOST:PORT   TCP; HOST is an IPv4 address, [IPv6] or a name\n"
             "  udp://HOST:PORT   UDP; each stdin read is sent as one datagram\n"
             "  unix:///PATH      Unix stream socket at PATH\n"
             "  unix://@NAME      Unix stream socket with a Linux abstract name\n"
+            "  tls://HOST:PORT   TLS over TCP (server: --cert and --key)\n"
+            "  tls+unix:///PATH  TLS over a Unix stream socket\n"
             "With -l, port 0 picks a free port; the first line on stderr is always\n"
             "\"listening on URL\" with the real address. Exit status: 0 done, 1 failure\n"
             "(reason on stderr), 2 usage error.\n",
@@ -762,6 +831,20 @@ int main(int argc, char **argv)
                 echo = 1;
             else if (!strcmp(a, "--verbose"))
                 verbose++;
+            else if (!strcmp(a, "--insecure"))
+                tls.insecure = 1;
+            else if (!strcmp(a, "--ca") || !strcmp(a, "--cert") || !strcmp(a, "--key") ||
+                     !strcmp(a, "--pin") || !strcmp(a, "--sni")) {
+                if (i + 1 >= argc)
+                    usage_error("%s needs a value", a);
+                const char *v = argv[++i];
+                switch (a[2]) {
+                case 'c': *(a[3] == 'a' ? &tls.ca : &tls.cert) = v; break;
+                case 'k': tls.key = v; break;
+                case 'p': tls.pin = v; break;
+                default: tls.sni = v; break;
+                }
+            }
             else if (!strcmp(a, "--help")) {
                 usage(stdout);
                 return 0;
@@ -798,11 +881,7 @@ int main(int argc, char **argv)
     xs_set_logger(NULL, NULL, listen_mode ? XS_LOG_OFF : log_level);
 
     if (!listen_mode) {
-        int sid = xs_dial(url);
-        if (sid < 0) {
-            int err = errno;
-            die("connect %s: %s", url, url_reason(err));
-        }
+        int sid = open_url(url, 0);
         int type = sock_type(sid);
         logv("connected to %s (sid %d)", url, sid);
         if (type == SOCK_DGRAM)
@@ -812,11 +891,7 @@ int main(int argc, char **argv)
         finish(0);
     }
 
-    int lsid = xs_listen_url(url, BACKLOG);
-    if (lsid < 0) {
-        int err = errno;
-        die("listen %s: %s", url, url_reason(err));
-    }
+    int lsid = open_url(url, 1);
     int type = sock_type(lsid);
     char here[400];
     local_url(lsid, type, here, sizeof here);

@@ -10,6 +10,7 @@ import select
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -187,7 +188,7 @@ def test_bad_urls():
     check_failure(["-l", "unix://relative"], "unix:///PATH")
 
 
-@pytest.mark.parametrize("scheme", ["tls", "ws", "wss", "ftp"])
+@pytest.mark.parametrize("scheme", ["ws", "wss", "ftp"])
 def test_unknown_scheme(scheme):
     check_failure([f"{scheme}://127.0.0.1:1"], f"scheme '{scheme}'", "not supported")
 
@@ -577,3 +578,47 @@ def test_stdin_to_socket_large_via_listen(procs):
     assert p.wait(TIMEOUT) == 0
     assert out == up
     assert got == [down]
+
+
+# ----- TLS -----
+
+
+@pytest.fixture
+def cert(tmp_path):
+    """A self-signed certificate for localhost/127.0.0.1, made with openssl."""
+    key, pem = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-addext", "basicConstraints=critical,CA:FALSE",
+         "-keyout", str(key), "-out", str(pem)],
+        check=True, capture_output=True, timeout=TIMEOUT)
+    return str(pem), str(key)
+
+
+def test_tls_echo_server_and_client(procs, cert):
+    pem, key = cert
+    p = procs("-l", "--echo", "--cert", pem, "--key", key, "tls://127.0.0.1:0")
+    url = listening(p)
+    m = re.fullmatch(r"tls://127\.0\.0\.1:(\d+)", url)
+    assert m, url
+    port = m.group(1)
+    # xscat as the client, trusting the certificate as its CA, checking "localhost".
+    r = subprocess.run([XSCAT, "--ca", pem, f"tls://localhost:{port}"], input=b"over tls\n",
+                       capture_output=True, timeout=TIMEOUT)
+    assert (r.returncode, r.stdout) == (0, b"over tls\n"), r.stderr
+    # The stdlib's ssl module as the client.
+    ctx = ssl.create_default_context(cafile=pem)
+    with socket.create_connection(("127.0.0.1", int(port)), timeout=TIMEOUT) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as t:
+            t.sendall(b"stdlib")
+            assert t.recv(100) == b"stdlib"
+    # Without the CA the client refuses the certificate, and says why in one line.
+    check_failure([f"tls://localhost:{port}"], "not signed by a trusted CA")
+    check_failure(["--sni", "example.com", "--ca", pem, f"tls://127.0.0.1:{port}"],
+                  "not valid for name 'example.com'")
+
+
+def test_tls_options_need_a_tls_url():
+    check_failure(["--ca", "/dev/null", "tcp://127.0.0.1:1"], "--ca needs a tls://")
