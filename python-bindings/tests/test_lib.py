@@ -43,6 +43,8 @@ def test_xs_constants_match_the_header():
                re.findall(r"^#define (XS_\w+) (\d+|0x[0-9a-fA-F]+)\s*$", HEADER.read_text(), flags=re.M)}
     exported = {name: getattr(xsocket, name) for name in dir(xsocket) if name.startswith("XS_")}
     assert {"XS_SOL_XSOCKET", "XS_SO_CONNECT_TIMEOUT", "XS_SO_NOTIFY_FD"} <= exported.keys()
+    tls_defines = {name for name in defines if name.startswith("XS_TLS_")} | {"XS_PROTO_TLS", "XS_SOL_TLS"}
+    assert len(tls_defines) > 10 and tls_defines <= exported.keys()
     for name, value in exported.items():
         assert defines[name] == value, name
     assert set(exported) <= set(xsocket.__all__)

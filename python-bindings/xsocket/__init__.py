@@ -20,7 +20,12 @@ socket``::
 - the standard library's constants (``AF_*``, ``SOCK_*``, ``SO_*``, ``MSG_*``, …),
   resolver and conversion functions (``getaddrinfo``, ``inet_pton``, …) and
   exceptions (``error``, ``timeout``, ``gaierror``, ``herror``), and xsocket's own
-  ``XS_SOL_XSOCKET``, ``XS_SO_CONNECT_TIMEOUT``, ``XS_SO_NOTIFY_FD``.
+  ``XS_SOL_XSOCKET``, ``XS_SO_CONNECT_TIMEOUT``, ``XS_SO_NOTIFY_FD``;
+- TLS: ``XS_PROTO_TLS``, ``XS_SOL_TLS``, ``XS_TLS_*``; ``TLSConfig`` (a small
+  ``ssl.SSLContext``), ``tls_socket(family, config)``, the ``tls=`` keyword of
+  ``create_connection``/``create_server``, and the read-backs ``tls_version()``,
+  ``cipher()``, ``selected_alpn_protocol()``, ``peer_fingerprint()``,
+  ``tls_resumed()``, ``handshake_us()`` on sockets.
 
 A sid is not a kernel descriptor: ``select``/``selectors`` cannot wait on
 ``fileno()``. Wait with ``poll``, or on the kernel eventfd from ``notify_fd()``.
@@ -35,8 +40,11 @@ from errno import EINTR as _EINTR
 
 from ._lib import XS_SO_CONNECT_TIMEOUT, XS_SO_NOTIFY_FD, XS_SOL_XSOCKET, failure as _failure
 from ._lib import last_error, lib as _cdll, pollfd as _pollfd
+from ._lib import TLS_CONSTANTS as _TLS_CONSTANTS
+from ._lib import XS_SOL_TLS as _XS_SOL_TLS, XS_TLS_SERVER_NAME as _XS_TLS_SERVER_NAME
 from ._socket import SocketType, getdefaulttimeout, setdefaulttimeout, socket, timeout
 from ._socket import _check_timeout, _deadline, _poll_ms
+from ._tls import TLSConfig, tls_socket
 
 __version__ = "0.1.0"
 
@@ -48,6 +56,7 @@ gaierror = _std.gaierror
 # SHUT_*, IPV6_*, AI_*, ...) and their enums, so `import xsocket as socket` keeps them.
 _CONSTANTS = {name: value for name, value in vars(_std).items() if name.isupper() and isinstance(value, int)}
 globals().update(_CONSTANTS)
+globals().update(_TLS_CONSTANTS)
 AddressFamily, SocketKind, MsgFlag, AddressInfo = _std.AddressFamily, _std.SocketKind, _std.MsgFlag, _std.AddressInfo
 
 # xs_poll's events.
@@ -65,18 +74,36 @@ globals().update({name: getattr(_std, name) for name in _STDLIB_FUNCTIONS})
 has_ipv6 = _std.has_ipv6
 
 
+def _tls_config(tls):
+    """``tls=`` as a TLSConfig (True: the defaults), or None for plain sockets."""
+    if tls is None or tls is False:
+        return None
+    return TLSConfig() if tls is True else tls
+
+
 def create_connection(address, timeout=_std._GLOBAL_DEFAULT_TIMEOUT, source_address=None, *,
-                      all_errors=False):
+                      all_errors=False, tls=None):
     """Connect to ``(host, port)``, trying every address ``getaddrinfo`` gives, and return
     the socket, as the stdlib's ``create_connection``. ``timeout`` is set before
     connecting; ``source_address`` is bound first. The last error is raised, or with
-    ``all_errors`` (Python 3.11+) an ``ExceptionGroup`` of them all."""
+    ``all_errors`` (Python 3.11+) an ``ExceptionGroup`` of them all.
+
+    ``tls``: a ``TLSConfig`` (or True for the defaults) makes a TLS client
+    (``XS_PROTO_TLS``) whose handshake is done when this returns; the certificate is
+    checked against ``host`` unless the config gives ``server_hostname``."""
     host, port = address
+    config = _tls_config(tls)
     exceptions = []
     for family, type_, proto, _, sockaddr in _std.getaddrinfo(host, port, 0, _std.SOCK_STREAM):
         sock = None
         try:
-            sock = socket(family, type_, proto)
+            if config is None:
+                sock = socket(family, type_, proto)
+            else:
+                sock = tls_socket(family, config)
+                if config.server_hostname is None and host:
+                    name = host.decode() if isinstance(host, bytes) else host
+                    sock.setsockopt(_XS_SOL_TLS, _XS_TLS_SERVER_NAME, name)
             if timeout is not _std._GLOBAL_DEFAULT_TIMEOUT:
                 sock.settimeout(timeout)
             if source_address:
@@ -101,10 +128,15 @@ def create_connection(address, timeout=_std._GLOBAL_DEFAULT_TIMEOUT, source_addr
 
 
 def create_server(address, *, family=_std.AF_INET, backlog=None, reuse_port=False,
-                  dualstack_ipv6=False):
+                  dualstack_ipv6=False, tls=None):
     """Return a listening socket bound to ``address``, as the stdlib's ``create_server``:
     ``SO_REUSEADDR`` set (not for AF_UNIX), ``SO_REUSEPORT`` with ``reuse_port``,
-    ``IPV6_V6ONLY`` off with ``dualstack_ipv6`` (``family=AF_INET6``) and on otherwise."""
+    ``IPV6_V6ONLY`` off with ``dualstack_ipv6`` (``family=AF_INET6``) and on otherwise.
+
+    ``tls``: a ``TLSConfig`` with ``certfile`` (and ``keyfile``) makes a TLS server:
+    ``accept`` returns sockets whose handshake is done, and raises
+    ``ConnectionAbortedError`` for a client whose handshake fails."""
+    config = _tls_config(tls)
     if reuse_port and not hasattr(_std, "SO_REUSEPORT"):
         raise ValueError("SO_REUSEPORT not supported on this platform")
     if dualstack_ipv6:
@@ -112,8 +144,10 @@ def create_server(address, *, family=_std.AF_INET, backlog=None, reuse_port=Fals
             raise ValueError("dualstack_ipv6 not supported on this platform")
         if family != _std.AF_INET6:
             raise ValueError("dualstack_ipv6 requires AF_INET6 family")
-    sock = socket(family, _std.SOCK_STREAM)
+    sock = socket(family, _std.SOCK_STREAM) if config is None else tls_socket(family)
     try:
+        if config is not None:
+            config.apply(sock)
         if family != _std.AF_UNIX:
             sock.setsockopt(_std.SOL_SOCKET, _std.SO_REUSEADDR, 1)
         if reuse_port:
@@ -181,7 +215,8 @@ __all__ = [
     "socket", "SocketType", "create_connection", "create_server", "dial", "listen", "poll",
     "last_error", "getdefaulttimeout", "setdefaulttimeout", "error", "timeout", "herror",
     "gaierror", "has_ipv6", "AddressFamily", "SocketKind", "MsgFlag", "AddressInfo",
-    "XS_SOL_XSOCKET", "XS_SO_CONNECT_TIMEOUT", "XS_SO_NOTIFY_FD",
+    "XS_SOL_XSOCKET", "XS_SO_CONNECT_TIMEOUT", "XS_SO_NOTIFY_FD", *_TLS_CONSTANTS,
+    "TLSConfig", "tls_socket",
     "POLLIN", "POLLPRI", "POLLOUT", "POLLERR", "POLLHUP", "POLLNVAL", "POLLRDHUP",
     *_STDLIB_FUNCTIONS, *_CONSTANTS,
 ]

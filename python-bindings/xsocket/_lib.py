@@ -17,6 +17,31 @@ XS_SOL_XSOCKET = 0x5853
 XS_SO_CONNECT_TIMEOUT = 1
 XS_SO_NOTIFY_FD = 2
 
+# TLS (include/xsocket.h): the protocol for xs_socket, the option level and options.
+XS_PROTO_TLS = 0x100
+XS_SOL_TLS = 0x5854
+XS_TLS_CA_FILE = 1              # text: PEM file of trusted CAs
+XS_TLS_CA_PEM = 2               # bytes: the same, PEM in memory
+XS_TLS_CERT_FILE = 3            # text: PEM file with our certificate chain
+XS_TLS_CERT_PEM = 4             # bytes: our certificate chain
+XS_TLS_KEY_FILE = 5             # text: PEM file with our private key
+XS_TLS_KEY_PEM = 6              # bytes: our private key
+XS_TLS_SERVER_NAME = 7          # text: SNI and the name the server certificate must match
+XS_TLS_VERIFY = 8               # int: verify the peer's chain and name (1, default)
+XS_TLS_PIN_SHA256 = 9           # 32 bytes or 64 hex digits: the peer certificate's SHA-256
+XS_TLS_REQUIRE_CLIENT_CERT = 10  # int, server: mTLS
+XS_TLS_ALPN = 11                # text: "h2,http/1.1"
+XS_TLS_RESUMPTION = 12          # int: resume sessions (1, default)
+XS_TLS_VERSION = 20             # int, read-only: 0x0303 or 0x0304
+XS_TLS_CIPHER = 21              # text, read-only: the cipher suite
+XS_TLS_ALPN_SELECTED = 22       # bytes, read-only: the ALPN protocol agreed on
+XS_TLS_PEER_SHA256 = 23         # 32 bytes, read-only: SHA-256 of the peer's certificate
+XS_TLS_HANDSHAKE_US = 24        # int64, read-only: handshake duration in microseconds
+XS_TLS_RESUMED = 25             # int, read-only: 1 when the session was resumed
+
+TLS_CONSTANTS = {name: value for name, value in dict(globals()).items()
+                 if name.startswith(("XS_TLS_", "XS_PROTO_TLS", "XS_SOL_TLS"))}
+
 socklen_t = ctypes.c_uint32
 nfds_t = ctypes.c_ulong
 
@@ -59,6 +84,9 @@ _PROTOTYPES = {
     "xs_fcntl": (_c_int, [_c_int, _c_int, _c_int]),
     "xs_dial": (_c_int, [ctypes.c_char_p]),
     "xs_listen_url": (_c_int, [ctypes.c_char_p, _c_int]),
+    "xs_socket_url": (_c_int, [ctypes.c_char_p]),
+    "xs_connect_url": (_c_int, [_c_int, ctypes.c_char_p]),
+    "xs_bind_url": (_c_int, [_c_int, ctypes.c_char_p]),
 }
 
 

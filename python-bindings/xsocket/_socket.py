@@ -7,17 +7,22 @@ import select as _select
 import socket as _std
 import time
 import warnings
-from errno import EAGAIN, EINPROGRESS, EINTR, EISCONN, EWOULDBLOCK
+from errno import EAGAIN, ECONNABORTED, EINPROGRESS, EINTR, EINVAL, EISCONN, EWOULDBLOCK
 from fcntl import F_SETFL
 from os import O_NONBLOCK
 
 from . import _addr
-from ._lib import XS_SO_NOTIFY_FD, XS_SOL_XSOCKET, error, failure, lib, pollfd, socklen_t
+from ._lib import (XS_PROTO_TLS, XS_SO_NOTIFY_FD, XS_SOL_TLS, XS_SOL_XSOCKET, XS_TLS_ALPN_SELECTED,
+                   XS_TLS_CIPHER, XS_TLS_HANDSHAKE_US, XS_TLS_PEER_SHA256, XS_TLS_RESUMED,
+                   XS_TLS_VERSION, error, failure, lib, pollfd, socklen_t)
 
 timeout = _std.timeout  # TimeoutError on Python 3.10+, as in the standard library
 
 _TYPE_FLAGS = _std.SOCK_NONBLOCK | _std.SOCK_CLOEXEC
 _POLL_MAX_MS = 2**31 - 1
+_HANDSHAKE_SLICE_MS = 20  # longest single wait while driving a TLS handshake (it may wait to write)
+_NOTHING = ctypes.create_string_buffer(1)  # a valid buffer for zero-length sends
+_TLS_VERSIONS = {0x0303: "TLSv1.2", 0x0304: "TLSv1.3"}
 _default_timeout = None
 
 
@@ -69,6 +74,37 @@ def _wait(sid, events, deadline):
             return
         if n < 0 and ctypes.get_errno() != EINTR:
             raise failure()
+
+
+def _handshake(sid, deadline):
+    """Drive the TLS handshake of ``sid`` until it is done: zero-length ``xs_send`` with
+    ``MSG_DONTWAIT`` moves it on; wait for input between steps (in short slices, as the
+    handshake may be waiting to write instead). Raise ``timeout`` when ``deadline``
+    passes, the library's ``OSError`` (``EPROTO`` …) when the handshake fails."""
+    entry = pollfd(sid, _select.POLLIN, 0)
+    while True:
+        if lib.xs_send(sid, _NOTHING, 0, _std.MSG_DONTWAIT) >= 0:
+            return
+        err = ctypes.get_errno()
+        if err == EINTR:
+            continue
+        if err not in (EAGAIN, EWOULDBLOCK):
+            raise failure()
+        ms = _poll_ms(deadline)
+        if ms == 0:
+            raise timeout("timed out (TLS handshake)")
+        ms = _HANDSHAKE_SLICE_MS if ms < 0 else min(ms, _HANDSHAKE_SLICE_MS)
+        if lib.xs_poll(ctypes.byref(entry), 1, ms) < 0 and ctypes.get_errno() != EINTR:
+            raise failure()
+
+
+def _is_tls(sid):
+    """Whether ``sid`` is an ``XS_PROTO_TLS`` socket (its TLS read-backs exist)."""
+    length = socklen_t(8)
+    value = ctypes.create_string_buffer(8)
+    if lib.xs_getsockopt(sid, XS_SOL_TLS, XS_TLS_VERSION, value, ctypes.byref(length)) == 0:
+        return True
+    return ctypes.get_errno() == EINVAL  # the handshake has not finished
 
 
 def _readable(data):
@@ -128,7 +164,8 @@ class socket:
                 raise ValueError("negative file descriptor")
             family = _sockopt_int(sid, _std.SO_DOMAIN) if family == -1 else family
             type = _sockopt_int(sid, _std.SO_TYPE) if type == -1 else type
-            proto = _sockopt_int(sid, _std.SO_PROTOCOL) if proto == -1 else proto
+            if proto == -1:
+                proto = XS_PROTO_TLS if _is_tls(sid) else _sockopt_int(sid, _std.SO_PROTOCOL)
         self._sid = sid
         self._family = family
         self._type = type & ~_TYPE_FLAGS
@@ -271,11 +308,28 @@ class socket:
 
     def accept(self):
         """Wait for a connection; return ``(socket, address)``. The new socket starts with
-        the default timeout (``getdefaulttimeout()``), as in the stdlib."""
+        the default timeout (``getdefaulttimeout()``), as in the stdlib.
+
+        On a TLS listener (``XS_PROTO_TLS``) the returned socket has done its handshake,
+        unless the listener is non-blocking (timeout 0: the handshake then moves on
+        with later calls). A client whose handshake fails (or does not finish within
+        the listener's timeout) raises ``ConnectionAbortedError`` with the reason; the
+        listener keeps serving."""
         buffer, length = _addr.out_buffer()
         sid = self._call(_select.POLLIN, self._io_deadline(), lib.xs_accept4,
                          buffer, ctypes.byref(length), 0)
-        return socket(self._family, self._type, self._proto, fileno=sid), _addr.unpack(buffer, length.value)
+        address = _addr.unpack(buffer, length.value)
+        if self._proto == XS_PROTO_TLS and self._timeout:
+            # A listener with a timeout is non-blocking for the library, so the handshake
+            # was not run by xs_accept: run it here, bounded by the timeout.
+            try:
+                _handshake(sid, _deadline(self._timeout))
+            except OSError as exc:
+                lib.xs_close(sid)
+                reason = exc.strerror or str(exc)
+                raise ConnectionAbortedError(
+                    ECONNABORTED, f"tls handshake with {address!r} failed ({reason})") from None
+        return socket(self._family, self._type, self._proto, fileno=sid), address
 
     def _connect(self, address):
         """Connect under the timeout; return 0 or the errno (raise ``timeout`` on time-out)."""
@@ -290,16 +344,30 @@ class socket:
             wait = err == EINPROGRESS and bool(self._timeout)
         if not wait:
             return err
-        _wait(sid, _select.POLLOUT, _deadline(self._timeout))
+        deadline = _deadline(self._timeout)
+        _wait(sid, _select.POLLOUT, deadline)
         try:
             err = _sockopt_int(self._sid, _std.SO_ERROR)
         except OSError as exc:
             return exc.errno
-        return 0 if err == EISCONN else err
+        err = 0 if err == EISCONN else err
+        if err == 0 and self._proto == XS_PROTO_TLS:
+            # The library runs the handshake inside a blocking connect only: do it here.
+            try:
+                _handshake(sid, deadline)
+            except timeout:
+                raise
+            except OSError as exc:
+                return exc.errno
+        return err
 
     def connect(self, address):
         """Connect to a remote address. With a timeout, the connection attempt is bounded by
-        it (``timeout``); ``XS_SO_CONNECT_TIMEOUT`` bounds a blocking one (``ETIMEDOUT``)."""
+        it (``timeout``); ``XS_SO_CONNECT_TIMEOUT`` bounds a blocking one (``ETIMEDOUT``).
+
+        On a TLS socket (``XS_PROTO_TLS``) ``connect`` also runs the handshake (unless
+        the socket is non-blocking); a refused certificate, name or pin raises
+        ``OSError(EPROTO)`` whose message says why."""
         err = self._connect(address)
         if err:
             raise error(err)
@@ -392,7 +460,9 @@ class socket:
 
     def setsockopt(self, level, optname, value, optlen=None):
         """``setsockopt(level, optname, int | bytes-like)`` or
-        ``setsockopt(level, optname, None, optlen)``, as in the stdlib."""
+        ``setsockopt(level, optname, None, optlen)``, as in the stdlib. At level
+        ``XS_SOL_TLS`` text options (paths, names, ALPN lists, hex pins) also take a
+        ``str``; flags take an int (or bool); PEM and raw pins take bytes."""
         if optlen is not None:
             if value is not None:
                 raise TypeError("setsockopt(): value must be None when optlen is given")
@@ -400,14 +470,28 @@ class socket:
         elif isinstance(value, int):
             owner = ctypes.c_int(value)
             pointer, length = ctypes.addressof(owner), ctypes.sizeof(owner)
+        elif isinstance(value, str) and level == XS_SOL_TLS:
+            owner = value.encode()
+            if b"\0" in owner:
+                raise ValueError("embedded null byte")
+            owner, pointer, length = _readable(owner)
         else:
             owner, pointer, length = _readable(value)
         if lib.xs_setsockopt(self._sid, level, optname, pointer, length) < 0:
             raise failure()
 
     def getsockopt(self, level, optname, buflen=0):
-        """The option as an int, or with ``buflen`` (1..1024) as at most that many bytes."""
+        """The option as an int, or with ``buflen`` (1..1024) as at most that many bytes.
+        ``XS_SOL_TLS``: ``XS_TLS_VERSION``, ``XS_TLS_RESUMED`` and ``XS_TLS_HANDSHAKE_US``
+        (an int64) read as ints; ``XS_TLS_CIPHER``, ``XS_TLS_ALPN_SELECTED`` and
+        ``XS_TLS_PEER_SHA256`` need a ``buflen`` (e.g. 256) and return bytes. Before the
+        handshake has finished they raise ``OSError(EINVAL)``."""
         if buflen == 0:
+            if level == XS_SOL_TLS and optname == XS_TLS_HANDSHAKE_US:
+                value, length = ctypes.c_int64(), socklen_t(ctypes.sizeof(ctypes.c_int64))
+                if lib.xs_getsockopt(self._sid, level, optname, ctypes.byref(value), ctypes.byref(length)) < 0:
+                    raise failure()
+                return value.value
             return _sockopt_int(self._sid, optname, level)
         if not 0 < buflen <= 1024:
             raise OSError("getsockopt buflen out of range")
@@ -415,6 +499,56 @@ class socket:
         if lib.xs_getsockopt(self._sid, level, optname, buffer, ctypes.byref(length)) < 0:
             raise failure()
         return ctypes.string_at(buffer, length.value)
+
+    # --- TLS read-backs (XS_PROTO_TLS sockets) ---
+
+    def _tls_value(self, optname, buflen=0):
+        """A TLS read-back, or None while the handshake has not finished."""
+        try:
+            return self.getsockopt(XS_SOL_TLS, optname, buflen)
+        except OSError as exc:
+            if exc.errno == EINVAL:
+                return None
+            raise
+
+    def tls_version(self):
+        """The TLS version as ``"TLSv1.3"`` or ``"TLSv1.2"`` (as ``ssl.SSLSocket.version()``),
+        or None while the handshake has not finished. Raises ``OSError(ENOPROTOOPT)``
+        on a socket that is not ``XS_PROTO_TLS`` (as every ``tls_*`` read-back does)."""
+        value = self._tls_value(XS_TLS_VERSION)
+        return None if value is None else _TLS_VERSIONS.get(value, f"0x{value:04x}")
+
+    def cipher(self):
+        """``(cipher suite name, TLS version, secret bits)`` as ``ssl.SSLSocket.cipher()``,
+        e.g. ``("TLS13_AES_256_GCM_SHA384", "TLSv1.3", 256)``; None before the handshake."""
+        name = self._tls_value(XS_TLS_CIPHER, 256)
+        if name is None:
+            return None
+        name = name.decode("ascii", "replace")
+        bits = 256 if ("_256_" in name or "CHACHA20" in name) else 128 if "_128_" in name else None
+        return name, self.tls_version(), bits
+
+    def selected_alpn_protocol(self):
+        """The ALPN protocol agreed on (``str``), or None (none agreed, or before the
+        handshake), as ``ssl.SSLSocket.selected_alpn_protocol()``."""
+        value = self._tls_value(XS_TLS_ALPN_SELECTED, 256)
+        return value.decode("ascii", "replace") if value else None
+
+    def peer_fingerprint(self):
+        """SHA-256 of the peer's certificate (DER) as 32 bytes; None when the peer sent
+        none (a client without certificate) or before the handshake."""
+        value = self._tls_value(XS_TLS_PEER_SHA256, 64)
+        return value or None
+
+    def tls_resumed(self):
+        """True when this connection resumed an earlier TLS session; None before the
+        handshake."""
+        value = self._tls_value(XS_TLS_RESUMED)
+        return None if value is None else bool(value)
+
+    def handshake_us(self):
+        """How long the TLS handshake took, in microseconds; None before it finished."""
+        return self._tls_value(XS_TLS_HANDSHAKE_US)
 
 
 SocketType = socket
