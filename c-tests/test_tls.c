@@ -34,13 +34,13 @@ static void make_certificates(void) {
     const char *q = ">/dev/null 2>&1";
     sh("cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
        "-subj /CN=xsocket-test-ca -keyout ca.key -out ca.pem %s", dir, q);
-    for (int i = 0; i < 2; i++) {
-        const char *who = i ? "client" : "server";
+    for (int i = 0; i < 3; i++) {
+        const char *who = i == 0 ? "server" : i == 1 ? "client" : "expired";
         sh("cd %s && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
            "-subj /CN=%s -keyout %s.key -out %s.csr %s", dir, who, who, who, q);
         sh("cd %s && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > %s.ext && "
-           "openssl x509 -req -in %s.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
-           "-extfile %s.ext -out %s.pem %s", dir, who, who, who, who, q);
+           "openssl x509 -req -in %s.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days %d "
+           "-extfile %s.ext -out %s.pem %s", dir, who, who, i == 2 ? -1 : 2, who, who, q);
     }
     sh("cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
        "-subj /CN=self -addext subjectAltName=IP:127.0.0.1 -addext basicConstraints=critical,CA:FALSE -keyout self.key -out self.pem %s",
@@ -257,6 +257,65 @@ SCENARIO(certificate_checks) {
         pthread_join(th, NULL);
     }
     xs_close(l);
+}
+
+/* An expired certificate is refused with words that say so, unless pinned. */
+SCENARIO(expired_certificate) {
+    int port;
+    int l = tls_listener("expired", &port);
+    char fp[65];
+    fingerprint_hex(path("expired.pem"), fp);
+    for (int pinned = 0; pinned < 2; pinned++) {
+        pthread_t th;
+        struct server s;
+        start_server(&s, &th, l);
+        int c = tls_client();
+        if (pinned) {
+            XS_PASS(set_flag(c, XS_TLS_VERIFY, 0));
+            XS_PASS(set_text(c, XS_TLS_PIN_SHA256, fp));
+            XS_PASS(connect_port(c, port));
+            char buf[4];
+            CHECK(xs_send(c, "e", 1, 0) == 1 && xs_recv(c, buf, 1, 0) == 1);
+        } else {
+            XS_FAIL(connect_port(c, port), EPROTO);
+            CHECK(strstr(xs_last_error(), "certificate expired") != NULL);
+        }
+        xs_close(c);
+        pthread_join(th, NULL);
+    }
+    xs_close(l);
+}
+
+/* Handshakes that never finish are bounded: a client that connects and says nothing
+ * makes the server's accept fail after the listener's XS_SO_CONNECT_TIMEOUT, and a
+ * server that never answers makes the client's connect fail with ETIMEDOUT. */
+SCENARIO(silent_peers_time_out) {
+    int port;
+    int l = tls_listener("server", &port);
+    int ms = 300 * slow_factor();
+    XS_PASS(xs_setsockopt(l, XS_SOL_XSOCKET, XS_SO_CONNECT_TIMEOUT, &ms, sizeof ms));
+    pthread_t th;
+    struct server s;
+    start_server(&s, &th, l);
+    int k = XS_PASS(xs_socket(AF_INET, SOCK_STREAM, 0));
+    XS_PASS(connect_port(k, port));
+    long t0 = now_ms();
+    pthread_join(th, NULL);
+    CHECK(s.accepted == -1 && s.accept_errno == ECONNABORTED);
+    CHECK(strstr(s.error, "timed out") != NULL);
+    CHECK(now_ms() - t0 >= ms - 50 && now_ms() - t0 < 3 * ms + 1000);
+    xs_close(k);
+    xs_close(l);
+
+    /* A plain listener that accepts nothing: the TCP connect succeeds, no TLS reply. */
+    int plain = XS_PASS(xs_listen_url("tcp://127.0.0.1:0", 4));
+    int c = tls_client();
+    XS_PASS(xs_setsockopt(c, XS_SOL_XSOCKET, XS_SO_CONNECT_TIMEOUT, &ms, sizeof ms));
+    t0 = now_ms();
+    XS_FAIL(connect_port(c, bound_port(&XS, plain)), ETIMEDOUT);
+    CHECK(now_ms() - t0 >= ms - 50 && now_ms() - t0 < 3 * ms + 1000);
+    xs_close(c);
+    xs_close(plain);
 }
 
 /* mTLS: a server that requires a client certificate refuses a client without one
@@ -536,6 +595,8 @@ int main(void) {
     RUN_ONCE(echo_with_itself);
     RUN_ONCE(resumption);
     RUN_ONCE(certificate_checks);
+    RUN_ONCE(expired_certificate);
+    RUN_ONCE(silent_peers_time_out);
     RUN_ONCE(mutual_tls);
     RUN_ONCE(plaintext_client_at_tls_server);
     RUN_ONCE(random_bytes_at_tls_server);
