@@ -13,6 +13,18 @@
  *            ignores the flag); a library may cork in user space
  *   rtt      ping-pong of 64 B messages; median and p99 round trip in microseconds
  *
+ * TLS (XS_PROTO_TLS, TLS 1.3 over loopback TCP), against xsocket's plain TCP, in a
+ * table of its own; skipped when there is no openssl command:
+ *   tls bulk the bulk workload over TLS (the server's handshake in a thread's xs_accept)
+ *   tls conns / handshake
+ *            connections per second, each a socket + connect (+ handshake) + a 1-byte echo
+ *            + close, with a server thread doing xs_accept (the TLS handshake happens
+ *            inside it) + echo + close; "full" sets XS_TLS_RESUMPTION 0 on the client,
+ *            "resumed" checks XS_TLS_RESUMED on every connection (the bench fails if one
+ *            is not). The handshake rows give the median XS_TLS_HANDSHAKE_US (client).
+ * Certificates (an EC P-256 CA and a server certificate for 127.0.0.1) are made at start
+ * with the openssl command line in a temporary directory, removed at exit.
+ *
  * The same workload code runs against two tables of functions (struct api): RAW, the
  * kernel's own calls, and XS, xsocket's xs_ calls. Both ends of a connection use the
  * same table. Sender and receiver are two threads of this process; the connection is
@@ -119,6 +131,7 @@ struct api {
     int (*shutdown)(int s, int how);
     int (*close)(int s);
     const char *(*last_error)(void); /* detail of the calling thread's last failure */
+    int tls; /* XS_PROTO_TLS (TCP only): open_conn sets up certificates, accepts in a thread */
 };
 
 /* xs_send always adds MSG_NOSIGNAL; the kernel table does the same. */
@@ -127,12 +140,18 @@ static const char *k_last_error(void) { return ""; }
 
 static const struct api RAW = {
     "raw", socket, bind, listen, accept, connect, k_send, recv,
-    setsockopt, getsockname, shutdown, close, k_last_error,
+    setsockopt, getsockname, shutdown, close, k_last_error, 0,
 };
 
 static const struct api XS = {
     "xsocket", xs_socket, xs_bind, xs_listen, xs_accept, xs_connect, xs_send, xs_recv,
-    xs_setsockopt, xs_getsockname, xs_shutdown, xs_close, xs_last_error,
+    xs_setsockopt, xs_getsockname, xs_shutdown, xs_close, xs_last_error, 0,
+};
+
+/* xsocket with XS_PROTO_TLS: the same calls, TLS 1.3 over TCP (see "TLS" below). */
+static const struct api XS_TLS = {
+    "xsocket TLS", xs_socket, xs_bind, xs_listen, xs_accept, xs_connect, xs_send, xs_recv,
+    xs_setsockopt, xs_getsockname, xs_shutdown, xs_close, xs_last_error, 1,
 };
 
 /* ===== failures ==================================================================== */
@@ -184,11 +203,24 @@ static const char *const TRANSPORT_NAME[N_TRANSPORTS] = {"tcp", "unix"};
 static char tmpdir[64];
 static char unix_path[sizeof ((struct sockaddr_un *)0)->sun_path];
 
+/* TLS certificates (a CA and a server certificate for 127.0.0.1), made at start in their
+ * own temporary directory; the paths are ready before any signal handler may need them. */
+static const char *const CERT_FILES[] = {"ca.key",     "ca.pem",     "ca.srl",    "server.key",
+                                         "server.csr", "server.ext", "server.pem"};
+#define N_CERT_FILES (sizeof CERT_FILES / sizeof CERT_FILES[0])
+static char cert_dir[64];
+static char cert_path[N_CERT_FILES][128];
+
 static void remove_tmp(void) {
     if (unix_path[0])
         unlink(unix_path);
     if (tmpdir[0])
         rmdir(tmpdir);
+    if (cert_dir[0]) {
+        for (size_t i = 0; i < N_CERT_FILES; i++)
+            unlink(cert_path[i]);
+        rmdir(cert_dir);
+    }
 }
 
 /* The watchdog: SIGALRM means the whole run took far too long. */
@@ -220,6 +252,117 @@ static void set_int(const struct api *A, int s, int level, int name, int value, 
  * from the listen backlog). Every data call is bounded by 30 s send/receive timeouts,
  * so a stuck transfer fails with a message instead of hanging the bench.
  */
+/* ===== TLS setup ===================================================================== */
+
+/* The PEM files, in memory (XS_TLS_*_PEM), once make_certificates succeeded. */
+struct pem {
+    char *data;
+    size_t len;
+};
+static struct pem ca_pem, server_pem, server_key;
+
+static struct pem read_pem(const char *name) {
+    char path[192];
+    snprintf(path, sizeof path, "%s/%s", cert_dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        die("TLS: %s: %s", path, strerror(errno));
+    struct pem p = {xmalloc(16 * KiB), 0};
+    p.len = fread(p.data, 1, 16 * KiB, f);
+    fclose(f);
+    if (p.len == 0 || p.len == 16 * KiB)
+        die("TLS: %s: empty or too large", path);
+    return p;
+}
+
+/* Runs a shell command (output discarded); stops the bench if it fails. */
+static void sh(const char *cmd) {
+    char full[1536];
+    snprintf(full, sizeof full, "cd %s && %s >/dev/null 2>&1", cert_dir, cmd);
+    int rc = system(full);
+    if (rc != 0)
+        die("TLS: certificate command failed (status %d): %s", rc, full);
+}
+
+/*
+ * Makes an EC P-256 CA and a server certificate for 127.0.0.1 signed by it with the
+ * openssl command line, as c-tests/test_tls.c does, and reads them into memory.
+ * Returns 0 (nothing made) when there is no openssl command.
+ */
+static int make_certificates(void) {
+    if (system("command -v openssl >/dev/null 2>&1") != 0)
+        return 0;
+    snprintf(cert_dir, sizeof cert_dir, "/tmp/xsocket-bench-tls-XXXXXX");
+    if (!mkdtemp(cert_dir)) {
+        cert_dir[0] = '\0';
+        die("mkdtemp: %s", strerror(errno));
+    }
+    for (size_t i = 0; i < N_CERT_FILES; i++)
+        snprintf(cert_path[i], sizeof cert_path[i], "%s/%s", cert_dir, CERT_FILES[i]);
+    sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+       "-subj /CN=xsocket-bench-ca -keyout ca.key -out ca.pem");
+    sh("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=server "
+       "-keyout server.key -out server.csr");
+    sh("printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > server.ext && "
+       "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
+       "-extfile server.ext -out server.pem");
+    ca_pem = read_pem("ca.pem");
+    server_pem = read_pem("server.pem");
+    server_key = read_pem("server.key");
+    return 1;
+}
+
+static void tls_set(int s, int name, const void *val, size_t len, const char *what) {
+    ok(xs_setsockopt(s, XS_SOL_TLS, name, val, (socklen_t)len), &XS_TLS, what);
+}
+
+/* A TLS listener's certificate and key. */
+static void tls_server_options(int l) {
+    tls_set(l, XS_TLS_CERT_PEM, server_pem.data, server_pem.len, "XS_TLS_CERT_PEM");
+    tls_set(l, XS_TLS_KEY_PEM, server_key.data, server_key.len, "XS_TLS_KEY_PEM");
+}
+
+/* A TLS client trusts our CA; resumption on or off. */
+static void tls_client_options(int s, int resumption) {
+    tls_set(s, XS_TLS_CA_PEM, ca_pem.data, ca_pem.len, "XS_TLS_CA_PEM");
+    tls_set(s, XS_TLS_RESUMPTION, &resumption, sizeof resumption, "XS_TLS_RESUMPTION");
+}
+
+static int tls_int_opt(int s, int name, const char *what) {
+    int v = -1;
+    socklen_t len = sizeof v;
+    ok(xs_getsockopt(s, XS_SOL_TLS, name, &v, &len), &XS_TLS, what);
+    return v;
+}
+
+static int64_t tls_int64_opt(int s, int name, const char *what) {
+    int64_t v = -1;
+    socklen_t len = sizeof v;
+    ok(xs_getsockopt(s, XS_SOL_TLS, name, &v, &len), &XS_TLS, what);
+    return v;
+}
+
+/* 30 s receive and send timeouts. */
+static void set_timeouts(const struct api *A, int s) {
+    struct timeval tv = {.tv_sec = PEER_TIMEOUT_MS / 1000};
+    ok(A->setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), A, "SO_RCVTIMEO");
+    ok(A->setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv), A, "SO_SNDTIMEO");
+}
+
+static void start_thread(pthread_t *th, void *(*fn)(void *), void *arg);
+
+/* A blocking accept in a thread: with TLS the handshake happens inside it. */
+struct acceptor {
+    const struct api *A;
+    int l, sid;
+};
+
+static void *accept_one(void *arg) {
+    struct acceptor *a = arg;
+    a->sid = ok(a->A->accept(a->l, NULL, NULL), a->A, "accept (TLS handshake)");
+    return NULL;
+}
+
 static struct conn open_conn(const struct api *A, enum transport t) {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -237,17 +380,35 @@ static struct conn open_conn(const struct api *A, enum transport t) {
         len = sizeof *un;
     }
     int family = ss.ss_family;
+    int proto = A->tls ? XS_PROTO_TLS : 0;
+    if (A->tls && t != TCP)
+        die("%s: the bench runs TLS over TCP only", A->name);
 
-    int l = ok(A->socket(family, SOCK_STREAM, 0), A, "socket");
+    int l = ok(A->socket(family, SOCK_STREAM, proto), A, "socket");
+    if (A->tls)
+        tls_server_options(l);
     ok(A->bind(l, (struct sockaddr *)&ss, len), A, "bind");
     ok(A->listen(l, 4), A, "listen");
     len = sizeof ss;
     ok(A->getsockname(l, (struct sockaddr *)&ss, &len), A, "getsockname");
 
     struct conn c;
-    c.a = ok(A->socket(family, SOCK_STREAM, 0), A, "socket");
-    ok(A->connect(c.a, (struct sockaddr *)&ss, len), A, "connect");
-    c.b = ok(A->accept(l, NULL, NULL), A, "accept");
+    c.a = ok(A->socket(family, SOCK_STREAM, proto), A, "socket");
+    if (A->tls) {
+        /* The handshake needs both ends at once: the server's runs in a thread's accept. */
+        tls_client_options(c.a, 1);
+        set_timeouts(A, c.a);
+        set_timeouts(A, l);
+        struct acceptor acc = {A, l, -1};
+        pthread_t th;
+        start_thread(&th, accept_one, &acc);
+        ok(A->connect(c.a, (struct sockaddr *)&ss, len), A, "connect (TLS handshake)");
+        pthread_join(th, NULL);
+        c.b = acc.sid;
+    } else {
+        ok(A->connect(c.a, (struct sockaddr *)&ss, len), A, "connect");
+        c.b = ok(A->accept(l, NULL, NULL), A, "accept");
+    }
     ok(A->close(l), A, "close listener");
     if (t == UNIX_STREAM)
         unlink(unix_path);
@@ -536,6 +697,105 @@ static struct result rtt(const struct api *A, enum transport t, size_t unused, u
     close_conn(A, c);
 
     return rtt_result(samples, iters);
+}
+
+/* --- conns: connection set-up (TLS handshakes) --- */
+
+/*
+ * One connection of the conns workload: socket, connect (with TLS: the full or resumed
+ * handshake), one 1-byte echo, close. Returns the handshake time from
+ * XS_TLS_HANDSHAKE_US (0 without TLS); `resumed` gets XS_TLS_RESUMED.
+ */
+static int64_t conn_cycle(const struct api *A, const struct sockaddr_in *addr, int resumption,
+                          char byte, int *resumed) {
+    int s = ok(A->socket(AF_INET, SOCK_STREAM, A->tls ? XS_PROTO_TLS : 0), A, "socket");
+    if (A->tls)
+        tls_client_options(s, resumption);
+    set_timeouts(A, s);
+    set_int(A, s, IPPROTO_TCP, TCP_NODELAY, 1, "setsockopt TCP_NODELAY");
+    ok(A->connect(s, (const struct sockaddr *)addr, sizeof *addr), A, "connect");
+    char reply;
+    send_all(A, s, &byte, 1);
+    if (!recv_exact(A, s, &reply, 1) || reply != byte)
+        die("%s: conns: no echo", A->name);
+    int64_t us = 0;
+    *resumed = 0;
+    if (A->tls) {
+        *resumed = tls_int_opt(s, XS_TLS_RESUMED, "XS_TLS_RESUMED");
+        us = tls_int64_opt(s, XS_TLS_HANDSHAKE_US, "XS_TLS_HANDSHAKE_US");
+    }
+    ok(A->close(s), A, "close");
+    return us;
+}
+
+/* The server of the conns workload: accept (the TLS handshake happens inside), echo one
+ * byte, close; until the byte is 'q'. */
+static void *conn_server(void *arg) {
+    struct job *j = arg;
+    for (;;) {
+        int s = ok(j->A->accept(j->sid, NULL, NULL), j->A, "accept");
+        set_timeouts(j->A, s);
+        char byte;
+        if (!recv_exact(j->A, s, &byte, 1))
+            die("%s: conns: the client sent nothing", j->A->name);
+        send_all(j->A, s, &byte, 1);
+        ok(j->A->close(s), j->A, "close (server)");
+        if (byte == 'q')
+            break;
+    }
+    return NULL;
+}
+
+/*
+ * Connections per second over `count` connections to a fresh listener, and the median
+ * client-side handshake time in microseconds (TLS; 0 without). `resumed` 0: full
+ * handshakes (XS_TLS_RESUMPTION 0 on the client); 1: resumed ones, each checked with
+ * XS_TLS_RESUMED. Untimed connections first let the client hold tickets of this
+ * listener (each listener has its own ticket key).
+ */
+static struct result conns(const struct api *A, enum transport t, size_t resumed,
+                           uint64_t count) {
+    int proto = A->tls ? XS_PROTO_TLS : 0;
+    int l = ok(A->socket(AF_INET, SOCK_STREAM, proto), A, "socket");
+    if (A->tls)
+        tls_server_options(l);
+    struct sockaddr_in addr = {.sin_family = AF_INET};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ok(A->bind(l, (struct sockaddr *)&addr, sizeof addr), A, "bind");
+    ok(A->listen(l, 64), A, "listen");
+    socklen_t len = sizeof addr;
+    ok(A->getsockname(l, (struct sockaddr *)&addr, &len), A, "getsockname");
+    set_timeouts(A, l);
+
+    struct job j = {.A = A, .sid = l};
+    pthread_t th;
+    start_thread(&th, conn_server, &j);
+
+    int was_resumed = 0, tries = 0;
+    do {
+        conn_cycle(A, &addr, 1, 'p', &was_resumed);
+        tries++;
+    } while (A->tls && resumed && !was_resumed && tries < 8);
+    if (A->tls && resumed && !was_resumed)
+        die("%s: conns: %d connections to one listener, none resumed", A->name, tries);
+
+    int64_t *us = xmalloc(count * sizeof *us);
+    uint64_t t0 = now_ns();
+    for (uint64_t i = 0; i < count; i++) {
+        us[i] = conn_cycle(A, &addr, (int)resumed, i + 1 == count ? 'q' : 'x', &was_resumed);
+        if (A->tls && was_resumed != (int)resumed)
+            die("%s: conns: connection %llu of %llu: XS_TLS_RESUMED is %d, expected %d",
+                A->name, (unsigned long long)i + 1, (unsigned long long)count, was_resumed,
+                (int)resumed);
+    }
+    pthread_join(th, NULL);
+    uint64_t t1 = now_ns();
+    ok(A->close(l), A, "close listener");
+
+    qsort(us, count, sizeof *us, cmp_u64); /* the values are >= 0 */
+    double median_us = (double)us[count / 2];
+    free(us);
+    return (struct result){{(double)count / ((double)(t1 - t0) / 1e9), median_us}};
 }
 
 /* ===== libzmq and nng ============================================================== */
@@ -891,6 +1151,10 @@ enum column { COL_RAW, COL_XS, COL_ZMQ, COL_NNG, N_COLS };
 static const char *const COL_TAG[N_COLS] = {"raw", "xs", "zmq", "nng"};
 static const int ORDER[N_COLS] = {COL_XS, COL_RAW, COL_ZMQ, COL_NNG};
 static const int COL_BUILT[N_COLS] = {1, 1, BENCH_ZMQ, BENCH_NNG};
+/* The TLS rows reuse the first two columns: xsocket plain TCP (COL_RAW) and TLS (COL_XS). */
+static const char *const TLS_COL_TAG[N_COLS] = {"plain", "tls", "-", "-"};
+static const char *const *col_tag = COL_TAG; /* tags of the per-round lines */
+static const char *second_unit;               /* unit of a workload's second number, if other */
 
 /* What a row runs in each column (fn NULL: not run) and how many messages/iterations. */
 struct plan {
@@ -953,15 +1217,19 @@ static int run_rounds(const char *names[2], enum transport t, const struct plan 
     for (int v = 0; v < 2 && names[v]; v++) {
         char num[32];
         printf("  %-5s %-20s", TRANSPORT_NAME[t], names[v]);
+        const char *u = v == 1 && second_unit ? second_unit : unit;
         for (int c = 0; c < N_COLS; c++) {
-            if (!p->fn[c])
+            int any = 0;
+            for (int r = 0; r < rounds; r++)
+                any |= val[c][v][r] != 0;
+            if (!p->fn[c] || !any) /* no such number for this column (conns without TLS) */
                 continue;
-            printf(" %s:", COL_TAG[c]);
+            printf(" %s:", col_tag[c]);
             for (int r = 0; r < rounds; r++)
                 printf(" %s", fmt3(val[c][v][r], num, sizeof num));
             printf("  ");
         }
-        printf("%s\n", unit);
+        printf("%s\n", u);
 
         if (nrows == (int)(sizeof rows / sizeof rows[0]))
             die("too many rows");
@@ -969,7 +1237,7 @@ static int run_rounds(const char *names[2], enum transport t, const struct plan 
         memset(row, 0, sizeof *row);
         snprintf(row->workload, sizeof row->workload, "%s", names[v]);
         row->transport = TRANSPORT_NAME[t];
-        row->unit = unit;
+        row->unit = u;
         for (int c = 0; c < N_COLS; c++)
             if (p->fn[c]) {
                 row->have[c] = 1;
@@ -1019,11 +1287,12 @@ static struct plan make_plan(workload_fn fn, workload_fn zfn, workload_fn nfn,
     return p;
 }
 
-static void print_table(void) {
+/* The main table: rows [0, end). */
+static void print_table(int end) {
     int show[N_COLS];
     for (int c = 0; c < N_COLS; c++)
         show[c] = 0;
-    for (int i = 0; i < nrows; i++)
+    for (int i = 0; i < end; i++)
         for (int c = 0; c < N_COLS; c++)
             show[c] |= rows[i].have[c];
     int starred = 0;
@@ -1042,7 +1311,7 @@ static void print_table(void) {
         printf("+----------------+--------");
     printf("+-------\n");
 
-    for (int i = 0; i < nrows; i++) {
+    for (int i = 0; i < end; i++) {
         const struct row *r = &rows[i];
         char cell[N_COLS][48], num[32];
         for (int c = 0; c < N_COLS; c++) {
@@ -1074,6 +1343,32 @@ static void print_table(void) {
                "(zmq_send has no MSG_MORE; libzmq batches in its I/O thread by itself)\n");
 }
 
+/* The TLS table: rows [first, nrows), xsocket plain TCP against xsocket TLS. */
+static void print_tls_table(int first) {
+    printf("\nTLS (xsocket TLS 1.3 vs xsocket plain TCP, loopback tcp; conns: connect "
+           "(+ handshake) + 1-byte echo + close)\n");
+    printf("%-22s | %-9s | %14s | %14s | %9s | better\n", "workload", "transport", "xs plain",
+           "xs TLS", "TLS/plain");
+    printf("-----------------------+-----------+----------------+----------------+-----------"
+           "+-------\n");
+    for (int i = first; i < nrows; i++) {
+        const struct row *r = &rows[i];
+        char plain[48], tls[48], ratio[16], num[32];
+        int have_plain = r->v[COL_RAW] > 0;
+        if (have_plain)
+            snprintf(plain, sizeof plain, "%s %s", fmt3(r->v[COL_RAW], num, sizeof num), r->unit);
+        else
+            snprintf(plain, sizeof plain, "-");
+        snprintf(tls, sizeof tls, "%s %s", fmt3(r->v[COL_XS], num, sizeof num), r->unit);
+        if (have_plain)
+            snprintf(ratio, sizeof ratio, "%.3f", r->v[COL_XS] / r->v[COL_RAW]);
+        else
+            snprintf(ratio, sizeof ratio, "-");
+        printf("%-22s | %-9s | %14s | %14s | %9s | %s\n", r->workload, r->transport, plain, tls,
+               ratio, r->lower_is_better ? "lower" : "higher");
+    }
+}
+
 static void print_others(void) {
     printf("libzmq: %s\n", BENCH_ZMQ ? "measured (PUSH/PULL for msgs, PAIR for rtt)"
                                      : "not installed (no <zmq.h> when the bench was built)");
@@ -1098,6 +1393,7 @@ int main(void) {
     uint64_t bulk_bytes = quick ? 32 * MiB : GiB;
     double target = quick ? 0.02 : 0.5;
     uint64_t msg_probe = quick ? 2000 : 20000, rtt_probe = quick ? 500 : 2000;
+    uint64_t conn_probe = quick ? 20 : 200;
 
     /* A watchdog, on top of the 30 s socket timeouts, so the bench always stops. */
     signal(SIGALRM, on_alarm);
@@ -1114,6 +1410,7 @@ int main(void) {
     }
     atexit(remove_tmp);
     snprintf(unix_path, sizeof unix_path, "%s/bench.sock", tmpdir);
+    int have_tls = make_certificates();
 
     printf("xsocket bench: loopback, sender and receiver in two threads of one process, ");
     if (placement == ANY_CPU)
@@ -1132,6 +1429,10 @@ int main(void) {
                                        : "where the scheduler puts them");
     printf("MSG_MORE rows: MSG_MORE on every send but the last of each burst of %d messages\n",
            MORE_BURST);
+    if (have_tls)
+        printf("TLS: certificates (EC P-256 CA and server) made with openssl in %s\n", cert_dir);
+    else
+        printf("TLS: openssl not found, skipped\n");
     printf("per-round values:\n");
 
 #if BENCH_ZMQ
@@ -1176,7 +1477,39 @@ int main(void) {
         run_rounds(rtt_names, t, &p, 0, "us", 1, 1);
     }
 
-    print_table();
+    /* TLS: xsocket TLS against xsocket plain TCP, same rounds and medians. */
+    int tls_first = nrows;
+    if (have_tls) {
+        col_tag = TLS_COL_TAG;
+        const char *bulk_name[2] = {"tls bulk 64 KiB", NULL};
+        bulk(&XS_TLS, TCP, 0, bulk_bytes / 16); /* warm-up, discarded */
+        bulk(&XS, TCP, 0, bulk_bytes / 16);
+        struct plan bp = {.fn = {bulk, bulk}, .api = {&XS, &XS_TLS},
+                          .count = {bulk_bytes, bulk_bytes}};
+        run_rounds(bulk_name, TCP, &bp, 0, "GiB/s", GiB, 0);
+
+        for (size_t resumed = 0; resumed < 2; resumed++) {
+            const char *names[2] = {resumed ? "tls conns resumed" : "tls conns full",
+                                    resumed ? "tls handshake resumed" : "tls handshake full"};
+            struct plan p = {.fn = {conns, conns}, .api = {&XS, &XS_TLS}};
+            for (int k = 0; k < N_COLS; k++) {
+                int c = ORDER[k];
+                if (p.fn[c])
+                    p.count[c] = calibrate(conns, p.api[c], TCP, resumed, conn_probe, target, 1);
+            }
+            second_unit = "us"; /* the second number: median handshake time */
+            int r = run_rounds(names, TCP, &p, resumed, "conn/s", 1, 0);
+            second_unit = NULL;
+            rows[r + 1].lower_is_better = 1;
+        }
+        col_tag = COL_TAG;
+    }
+
+    print_table(tls_first);
+    if (have_tls)
+        print_tls_table(tls_first);
+    else
+        printf("\nTLS: openssl not found, skipped\n");
     print_others();
     printf("total time %.1f s\n", (double)(now_ns() - t_start) / 1e9);
 #if BENCH_NNG

@@ -196,6 +196,8 @@ SCENARIO(echo_with_itself) {
 SCENARIO(resumption) {
     int port;
     int l = tls_listener("server", &port);
+    uint64_t resumed0, full0, resumed1, full1;
+    XS_PASS(xs_tls_handshake_counts(&resumed0, &full0));
     for (int round = 0; round < 2; round++) {
         pthread_t th;
         struct server s;
@@ -208,6 +210,9 @@ SCENARIO(resumption) {
         xs_close(c);
         pthread_join(th, NULL);
     }
+    /* Client and server each count one full and one resumed handshake. */
+    XS_PASS(xs_tls_handshake_counts(&resumed1, &full1));
+    CHECK(resumed1 - resumed0 == 2 && full1 - full0 == 2);
     xs_close(l);
 }
 

@@ -363,6 +363,17 @@ int xs_setsockopt(int sid, int level, int optname, const void *optval, socklen_t
 int xs_getsockopt(int sid, int level, int optname, void *optval, socklen_t *optlen);
 
 /**
+ * Reads the library-wide TLS handshake counters: handshakes completed (as client or
+ * server) that resumed a session, and full ones. Either pointer may be NULL.
+ *
+ * Returns 0 (it cannot fail).
+ *
+ * # Safety
+ * `resumed` and `full` must each be NULL or valid for writing a `uint64_t`.
+ */
+int xs_tls_handshake_counts(uint64_t *resumed, uint64_t *full);
+
+/**
  * Waits for events on sids, as `poll(2)` does on descriptors: each entry's `fd` is a
  * sid. `events`/`revents` are the usual `POLLIN`, `POLLOUT`, `POLLPRI`, `POLLERR`,
  * `POLLHUP`, `POLLRDHUP`. A negative sid is ignored; a sid that is not open (or is

@@ -87,6 +87,7 @@ _PROTOTYPES = {
     "xs_socket_url": (_c_int, [ctypes.c_char_p]),
     "xs_connect_url": (_c_int, [_c_int, ctypes.c_char_p]),
     "xs_bind_url": (_c_int, [_c_int, ctypes.c_char_p]),
+    "xs_tls_handshake_counts": (_c_int, [ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_uint64)]),
 }
 
 

@@ -117,3 +117,27 @@ pub unsafe extern "C" fn xs_getsockopt(
         Ok(0)
     })
 }
+
+/// Reads the library-wide TLS handshake counters: handshakes completed (as client or
+/// server) that resumed a session, and full ones. Either pointer may be NULL.
+///
+/// Returns 0 (it cannot fail).
+///
+/// # Safety
+/// `resumed` and `full` must each be NULL or valid for writing a `uint64_t`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xs_tls_handshake_counts(resumed: *mut u64, full: *mut u64) -> c_int {
+    ffi_call!("xs_tls_handshake_counts", {
+        let (hits, misses) = crate::tls::handshake_counts();
+        // SAFETY: each pointer is NULL or valid for writing (caller's contract).
+        unsafe {
+            if !resumed.is_null() {
+                resumed.write_unaligned(hits);
+            }
+            if !full.is_null() {
+                full.write_unaligned(misses);
+            }
+        }
+        Ok(0)
+    })
+}

@@ -25,7 +25,10 @@ pub(crate) use self::config::CLIENT_CONFIGS;
 use std::{
     io::{self, Read, Write},
     os::fd::RawFd,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -38,6 +41,15 @@ use crate::{
     ffi::types::*,
     socket::Socket,
 };
+
+/// Handshakes completed in this process, resumed and full (client and server).
+static HANDSHAKES_RESUMED: AtomicU64 = AtomicU64::new(0);
+static HANDSHAKES_FULL: AtomicU64 = AtomicU64::new(0);
+
+/// The library-wide handshake counters: (resumed, full).
+pub(crate) fn handshake_counts() -> (u64, u64) {
+    (HANDSHAKES_RESUMED.load(Ordering::Relaxed), HANDSHAKES_FULL.load(Ordering::Relaxed))
+}
 
 /// How long a blocking `xs_accept` waits for a client's handshake by default.
 const ACCEPT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -307,6 +319,10 @@ impl TlsLayer {
                 session.write_out(fd)?;
                 if !session.conn.is_handshaking() {
                     session.handshake = Some(session.started.elapsed());
+                    let resumed =
+                        session.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+                    let counter = if resumed { &HANDSHAKES_RESUMED } else { &HANDSHAKES_FULL };
+                    counter.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 }
                 match session.read_in(fd)? {
