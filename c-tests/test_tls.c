@@ -546,6 +546,63 @@ SCENARIO(python_ssl_both_ways) {
     xs_close(l);
 }
 
+/* Non-blocking TLS: connect says EINPROGRESS, xs_poll drives the handshake and reports
+ * POLLOUT only once it is done (SO_ERROR 0); a non-blocking accept returns at once and
+ * the accepted socket becomes readable when plaintext arrives. A handshake that fails
+ * shows as POLLERR, SO_ERROR EPROTO, and the reason on the next call. */
+SCENARIO(nonblocking_handshakes) {
+    int port;
+    int l = tls_listener("server", &port);
+    XS_PASS(xs_fcntl(l, F_SETFL, O_NONBLOCK));
+    int c = XS_PASS(xs_socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, XS_PROTO_TLS));
+    XS_PASS(set_text(c, XS_TLS_CA_FILE, path("ca.pem")));
+    XS_FAIL(connect_port(c, port), EINPROGRESS);
+    struct pollfd p[2] = {{.fd = l, .events = POLLIN}, {.fd = c, .events = POLLOUT}};
+    CHECK(xs_poll(p, 1, GUARD_MS) == 1 && (p[0].revents & POLLIN));
+    int s = XS_PASS(xs_accept(l, NULL, NULL)); /* returns before the handshake */
+    char buf[8];
+    XS_FAIL(xs_recv(s, buf, sizeof buf, MSG_DONTWAIT), EAGAIN);
+    /* Both sides' handshakes move on inside xs_poll. */
+    p[0] = (struct pollfd){.fd = s, .events = POLLIN};
+    long t0 = now_ms();
+    int client_ready = 0;
+    while (!client_ready && now_ms() - t0 < GUARD_MS) {
+        p[1].revents = 0;
+        XS_PASS(xs_poll(p, 2, 100));
+        client_ready = p[1].revents & POLLOUT;
+    }
+    CHECK(client_ready && !(p[1].revents & POLLERR));
+    CHECK(get_int_opt(&XS, c, SOL_SOCKET, SO_ERROR) == 0);
+    CHECK(int_opt(c, XS_TLS_VERSION) == 0x0304);
+    CHECK(xs_send(c, "nb", 2, 0) == 2);
+    p[0].revents = 0;
+    CHECK(xs_poll(p, 1, GUARD_MS) == 1 && (p[0].revents & POLLIN));
+    CHECK(xs_recv(s, buf, sizeof buf, 0) == 2 && memcmp(buf, "nb", 2) == 0);
+    xs_close(s), xs_close(c);
+
+    /* A failing handshake: the client checks a name the certificate does not have. */
+    c = XS_PASS(xs_socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, XS_PROTO_TLS));
+    XS_PASS(set_text(c, XS_TLS_CA_FILE, path("ca.pem")));
+    XS_PASS(set_text(c, XS_TLS_SERVER_NAME, "example.com"));
+    XS_FAIL(connect_port(c, port), EINPROGRESS);
+    p[0] = (struct pollfd){.fd = l, .events = POLLIN};
+    CHECK(xs_poll(p, 1, GUARD_MS) == 1);
+    s = XS_PASS(xs_accept(l, NULL, NULL));
+    p[0] = (struct pollfd){.fd = s, .events = POLLIN};
+    p[1] = (struct pollfd){.fd = c, .events = POLLOUT};
+    int failed = 0;
+    t0 = now_ms();
+    while (!failed && now_ms() - t0 < GUARD_MS) {
+        XS_PASS(xs_poll(p, 2, 100));
+        failed = p[1].revents & POLLERR;
+    }
+    CHECK(failed);
+    CHECK(get_int_opt(&XS, c, SOL_SOCKET, SO_ERROR) == EPROTO);
+    XS_FAIL(xs_send(c, "x", 1, 0), EPROTO);
+    CHECK(strstr(xs_last_error(), "not valid for name 'example.com'") != NULL);
+    xs_close(s), xs_close(c), xs_close(l);
+}
+
 /* The URL calls: xs_socket_url + options + xs_bind_url/xs_connect_url. The client
  * checks the certificate against the URL's host ("localhost" is in its names). */
 SCENARIO(urls) {
@@ -609,6 +666,7 @@ int main(void) {
     RUN_ONCE(openssl_client_tls13);
     RUN_ONCE(openssl_client_tls12);
     RUN_ONCE(python_ssl_both_ways);
+    RUN_ONCE(nonblocking_handshakes);
     RUN_ONCE(urls);
     RUN_ONCE(setup_errors);
     sh("rm -rf %s", dir);

@@ -49,6 +49,14 @@ pub(crate) enum Error {
     /// Fatal for the connection.
     #[error("tls: {0}")]
     Tls(String),
+    /// The connection failed earlier (e.g. its handshake); every later call says so.
+    #[error("{detail}")]
+    Failed {
+        /// The errno of the first failure.
+        errno: i32,
+        /// What the first failure said.
+        detail: String,
+    },
     /// A wait bounded by an xsocket timeout ran out.
     #[error("{0} timed out")]
     TimedOut(&'static str),

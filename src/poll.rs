@@ -3,14 +3,21 @@
 //! Each entry's sid is swapped for its kernel socket. Entries with a negative sid are
 //! ignored and unknown sids report `POLLNVAL`, as `poll(2)` does for descriptors. A
 //! sid closed by another thread during the wait wakes the call and reports `POLLNVAL`.
-//! A TLS socket with plaintext already decrypted is readable without the kernel.
+//! Layers add what the kernel cannot show: a TLS socket with decrypted plaintext is
+//! readable; one whose handshake is in progress reports nothing until the handshake
+//! is done (the poll waits for the kernel events the handshake needs and drives it),
+//! and `POLLERR` if it fails, as a failed non-blocking connect does.
 
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use crate::{
     error::{Error, Result},
     socket::{InCall, Socket},
     table,
+    tls::PollPlan,
 };
 
 /// Hands corked bytes to the kernel (a sleeping poll must not hold them back), then
@@ -20,61 +27,97 @@ fn flush_then_enter(socket: &Socket) -> Result<InCall<'_>> {
     socket.enter()
 }
 
+/// What one entry asks of the kernel, and what it reports without it.
+fn plan(entry: &libc::pollfd, socket: Option<&Socket>) -> PollPlan {
+    match socket.and_then(|s| Some((s, s.tls()?))) {
+        Some((socket, tls)) => match tls.poll_plan(socket) {
+            PollPlan::Ready(extra) => PollPlan::Ready(extra & entry.events),
+            other => other,
+        },
+        None => PollPlan::Ready(0),
+    }
+}
+
 /// Polls the sids in `entries` (their `fd` fields), filling `revents`; returns how many
 /// entries have events, or 0 on time-out.
 pub(crate) fn poll(entries: &mut [libc::pollfd], timeout_ms: i32) -> Result<i32> {
     let sockets: Vec<Option<Arc<Socket>>> =
         entries.iter().map(|e| if e.fd < 0 { None } else { table::lookup(e.fd).ok() }).collect();
-    let mut kernel: Vec<libc::pollfd> = Vec::with_capacity(entries.len());
+    let deadline =
+        (timeout_ms >= 0).then(|| Instant::now() + Duration::from_millis(timeout_ms as u64));
     let mut in_calls: Vec<InCall<'_>> = Vec::with_capacity(entries.len());
-    let mut invalid = false;
-    // Readiness a layer holds that the kernel socket cannot show (TLS plaintext).
-    let layered: Vec<i16> = entries
-        .iter()
-        .zip(&sockets)
-        .map(|(entry, socket)| match socket.as_deref().and_then(|s| Some((s, s.tls()?))) {
-            Some((socket, tls)) => tls.poll_ready(socket) & entry.events,
-            None => 0,
-        })
-        .collect();
-    let layer_ready = layered.iter().any(|&r| r != 0);
+    let mut fds = Vec::with_capacity(entries.len());
     for (entry, socket) in entries.iter().zip(&sockets) {
-        let fd = match socket {
-            Some(socket) => match flush_then_enter(socket) {
-                Ok(in_call) => {
-                    in_calls.push(in_call);
-                    socket.raw_fd()
+        let fd = match socket.as_deref().map(flush_then_enter) {
+            Some(Ok(in_call)) => {
+                in_calls.push(in_call);
+                socket.as_deref().map_or(-1, Socket::raw_fd)
+            }
+            Some(Err(_)) => -1,
+            None => -1,
+        };
+        fds.push(if entry.fd < 0 { -1 } else { fd });
+    }
+    loop {
+        let plans: Vec<PollPlan> =
+            entries.iter().zip(&sockets).map(|(e, s)| plan(e, s.as_deref())).collect();
+        let mut kernel: Vec<libc::pollfd> = Vec::with_capacity(entries.len());
+        let mut now_ready = false;
+        for ((entry, &fd), plan) in entries.iter().zip(&fds).zip(&plans) {
+            let events = match plan {
+                PollPlan::Handshaking(needed) => *needed,
+                PollPlan::Failed => {
+                    now_ready = true;
+                    0
                 }
-                Err(_) => {
-                    invalid = true;
-                    -1
+                PollPlan::Ready(extra) => {
+                    now_ready |= *extra != 0;
+                    entry.events
                 }
-            },
-            None => {
-                invalid |= entry.fd >= 0;
-                -1
+            };
+            // A valid sid whose socket is gone (closed) reports POLLNVAL at once.
+            now_ready |= entry.fd >= 0 && fd < 0;
+            kernel.push(libc::pollfd { fd, events, revents: 0 });
+        }
+        let wait_ms = match deadline {
+            _ if now_ready => 0,
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                i32::try_from(left.as_millis()).unwrap_or(i32::MAX)
             }
         };
-        kernel.push(libc::pollfd { fd, events: entry.events, revents: 0 });
+        // SAFETY: `kernel` is a live array of `kernel.len()` pollfd entries.
+        let rc = unsafe { libc::poll(kernel.as_mut_ptr(), kernel.len() as libc::nfds_t, wait_ms) };
+        if rc < 0 {
+            return Err(Error::last_os("poll"));
+        }
+        let mut ready = 0;
+        let mut handshaking = false;
+        for (((entry, k), socket), plan) in
+            entries.iter_mut().zip(&kernel).zip(&sockets).zip(&plans)
+        {
+            entry.revents = match (socket, plan) {
+                _ if entry.fd < 0 => 0,
+                (Some(socket), _) if socket.is_closed() => libc::POLLNVAL,
+                (None, _) => libc::POLLNVAL,
+                (Some(_), _) if k.fd < 0 => libc::POLLNVAL,
+                (Some(_), PollPlan::Ready(extra)) => k.revents | extra,
+                (Some(_), PollPlan::Failed) => {
+                    libc::POLLERR | (entry.events & (libc::POLLIN | libc::POLLOUT))
+                }
+                (Some(_), PollPlan::Handshaking(_)) => {
+                    // Progress is made on the next round; hang-ups show through.
+                    handshaking |= k.revents != 0;
+                    k.revents & (libc::POLLERR | libc::POLLHUP)
+                }
+            };
+            ready += i32::from(entry.revents != 0);
+        }
+        let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
+        if ready > 0 || timed_out || !handshaking && rc == 0 {
+            drop(in_calls);
+            return Ok(ready);
+        }
     }
-    let timeout_ms = if invalid || layer_ready { 0 } else { timeout_ms };
-    let nfds = kernel.len() as libc::nfds_t;
-    // SAFETY: `kernel` is a live array of `nfds` pollfd entries.
-    let rc = unsafe { libc::poll(kernel.as_mut_ptr(), nfds, timeout_ms) };
-    let err = (rc < 0).then(|| Error::last_os("poll"));
-    drop(in_calls);
-    if let Some(err) = err {
-        return Err(err);
-    }
-    let mut ready = 0;
-    for (((entry, k), socket), layer) in entries.iter_mut().zip(&kernel).zip(&sockets).zip(layered)
-    {
-        entry.revents = match socket {
-            _ if entry.fd < 0 => 0,
-            Some(socket) if !socket.is_closed() => k.revents | layer,
-            _ => libc::POLLNVAL,
-        };
-        ready += i32::from(entry.revents != 0);
-    }
-    Ok(ready)
 }

@@ -351,6 +351,10 @@ class socket:
         except OSError as exc:
             return exc.errno
         err = 0 if err == EISCONN else err
+        if err and self._proto == XS_PROTO_TLS:
+            # xs_poll ran the handshake and it failed: any call now reports why, which
+            # puts the reason into the message that error(err) builds.
+            lib.xs_send(sid, _NOTHING, 0, _std.MSG_DONTWAIT)
         if err == 0 and self._proto == XS_PROTO_TLS:
             # The library runs the handshake inside a blocking connect only: do it here.
             try:

@@ -15,6 +15,7 @@ pub(crate) fn errno_of(err: &Error) -> i32 {
         Error::TimedOut(_) => libc::ETIMEDOUT,
         Error::Resolve { .. } => libc::EHOSTUNREACH,
         Error::Tls(_) => libc::EPROTO,
+        Error::Failed { errno, .. } => *errno,
         Error::Os { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
         Error::Internal(_) => libc::EIO,
     }

@@ -85,6 +85,18 @@ pub unsafe extern "C" fn xs_getsockopt(
         let socket = socket_of(sid)?;
         if level != XS_SOL_XSOCKET && level != XS_SOL_TLS {
             syscall!("getsockopt", getsockopt(socket.raw_fd(), level, optname, optval, optlen))?;
+            // A TLS handshake that failed after a non-blocking connect reports like the
+            // connect would have: through SO_ERROR, once.
+            if (level, optname) == (libc::SOL_SOCKET, libc::SO_ERROR)
+                && let Some(errno) = socket.tls().and_then(TlsLayer::take_error)
+            {
+                // SAFETY: the kernel just wrote an int there, so it is valid for one.
+                unsafe {
+                    if optval.cast::<c_int>().read_unaligned() == 0 {
+                        optval.cast::<c_int>().write_unaligned(errno);
+                    }
+                }
+            }
             return Ok(0);
         }
         non_null(optlen, "optlen")?;

@@ -9,7 +9,8 @@
 //!
 //! * Client: the handshake runs inside `xs_connect` (bounded by
 //!   `XS_SO_CONNECT_TIMEOUT`, else `SO_SNDTIMEO`). A non-blocking connect returns
-//!   `EINPROGRESS`; the handshake then moves on with each later call on the socket.
+//!   `EINPROGRESS`; the handshake then moves on inside `xs_poll` ([`PollPlan`]) and
+//!   with each later call on the socket; a failure shows as `POLLERR` and `SO_ERROR`.
 //! * Server: a blocking `xs_accept` returns a socket whose handshake is done (bounded
 //!   by the listener's `XS_SO_CONNECT_TIMEOUT`, else 10 s); a failed handshake makes it
 //!   fail with `ECONNABORTED` and the reason in `xs_last_error()`. A non-blocking
@@ -77,6 +78,10 @@ struct Session {
     started: Instant,
     /// How long the handshake took, once done.
     handshake: Option<Duration>,
+    /// Why the connection failed, kept so every later call reports it (and `SO_ERROR`
+    /// once, with `reported`).
+    failed: Option<(i32, String)>,
+    reported: bool,
 }
 
 /// Kernel socket I/O that never blocks and never raises SIGPIPE.
@@ -124,7 +129,54 @@ fn would_block() -> Error {
 
 impl Session {
     fn new(conn: Connection, server_name: Option<String>) -> Self {
-        Self { conn, plain: Vec::new(), server_name, started: Instant::now(), handshake: None }
+        Self {
+            conn,
+            plain: Vec::new(),
+            server_name,
+            started: Instant::now(),
+            handshake: None,
+            failed: None,
+            reported: false,
+        }
+    }
+
+    /// One step of the handshake, without waiting: `None` when it is done, else the
+    /// kernel events it waits for. A failure is kept for every later call.
+    fn handshake_step(&mut self, fd: RawFd) -> Result<Option<i16>> {
+        if let Some((errno, detail)) = &self.failed {
+            return Err(Error::Failed { errno: *errno, detail: detail.clone() });
+        }
+        let outcome = self.try_handshake(fd);
+        if let Err(err) = &outcome {
+            self.failed = Some((err.os_errno().unwrap_or(libc::EPROTO), err.to_string()));
+        }
+        outcome
+    }
+
+    fn try_handshake(&mut self, fd: RawFd) -> Result<Option<i16>> {
+        loop {
+            if self.handshake.is_some() {
+                return Ok(None);
+            }
+            self.write_out(fd)?;
+            if !self.conn.is_handshaking() {
+                self.handshake = Some(self.started.elapsed());
+                let resumed = self.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+                let counter = if resumed { &HANDSHAKES_RESUMED } else { &HANDSHAKES_FULL };
+                counter.fetch_add(1, Ordering::Relaxed);
+                return Ok(None);
+            }
+            match self.read_in(fd)? {
+                Input::Progress => continue,
+                Input::Closed => {
+                    return Err(Error::Tls(
+                        "peer closed the connection during the handshake".into(),
+                    ));
+                }
+                Input::Empty => {}
+            }
+            return Ok(Some(if self.conn.wants_write() { libc::POLLOUT } else { libc::POLLIN }));
+        }
     }
 
     fn tls_error(&self, err: &rustls::Error) -> Error {
@@ -308,39 +360,23 @@ impl TlsLayer {
         deadline: Option<Instant>,
         dont_wait: bool,
     ) -> Result<()> {
-        let fd = socket.raw_fd();
         loop {
-            let events = {
-                let mut guard = self.session.lock();
-                let session = guard.as_mut().ok_or_else(not_connected)?;
-                if session.handshake.is_some() {
-                    return Ok(());
-                }
-                session.write_out(fd)?;
-                if !session.conn.is_handshaking() {
-                    session.handshake = Some(session.started.elapsed());
-                    let resumed =
-                        session.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
-                    let counter = if resumed { &HANDSHAKES_RESUMED } else { &HANDSHAKES_FULL };
-                    counter.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
-                }
-                match session.read_in(fd)? {
-                    Input::Progress => continue,
-                    Input::Closed => {
-                        return Err(Error::Tls(
-                            "peer closed the connection during the handshake".into(),
-                        ));
-                    }
-                    Input::Empty => {}
-                }
-                if session.conn.wants_write() { libc::POLLOUT } else { libc::POLLIN }
-            };
+            let step = self
+                .session
+                .lock()
+                .as_mut()
+                .ok_or_else(not_connected)?
+                .handshake_step(socket.raw_fd());
+            let Some(events) = step? else { return Ok(()) };
             if dont_wait {
                 return Err(would_block());
             }
             if !socket.wait(events, deadline)? {
-                return Err(Error::TimedOut("tls handshake"));
+                let err = Error::TimedOut("tls handshake");
+                if let Some(session) = self.session.lock().as_mut() {
+                    session.failed = Some((libc::ETIMEDOUT, err.to_string()));
+                }
+                return Err(err);
             }
         }
     }
@@ -452,18 +488,46 @@ impl TlsLayer {
         }
     }
 
-    /// Readiness `xs_poll` cannot see on the kernel socket: buffered plaintext. Also
-    /// hands queued records to the kernel.
-    pub(crate) fn poll_ready(&self, socket: &Socket) -> i16 {
-        let Some(mut guard) = self.session.try_lock() else { return 0 };
-        let Some(session) = guard.as_mut() else { return 0 };
+    /// What `xs_poll` should do for this socket: drives a handshake in progress one
+    /// step, and hands queued records to the kernel.
+    pub(crate) fn poll_plan(&self, socket: &Socket) -> PollPlan {
+        // A thread inside a call holds the session: the kernel socket tells enough.
+        let Some(mut guard) = self.session.try_lock() else { return PollPlan::Ready(0) };
+        let Some(session) = guard.as_mut() else { return PollPlan::Ready(0) };
+        match session.handshake_step(socket.raw_fd()) {
+            Err(_) => return PollPlan::Failed,
+            Ok(Some(events)) => return PollPlan::Handshaking(events),
+            Ok(None) => {}
+        }
         let _ = session.write_out(socket.raw_fd());
         if !session.plain.is_empty() || !matches!(session.take_plaintext(), Ok(None)) {
-            libc::POLLIN
+            PollPlan::Ready(libc::POLLIN)
         } else {
-            0
+            PollPlan::Ready(0)
         }
     }
+
+    /// The errno of a failed handshake, once (for `SO_ERROR`, as after a failed
+    /// non-blocking connect).
+    pub(crate) fn take_error(&self) -> Option<i32> {
+        let mut guard = self.session.lock();
+        let session = guard.as_mut()?;
+        let errno = session.failed.as_ref().filter(|_| !session.reported)?.0;
+        session.reported = true;
+        Some(errno)
+    }
+}
+
+/// How `xs_poll` treats a TLS socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PollPlan {
+    /// Established (or not connected): the kernel's events, plus these (`POLLIN` for
+    /// plaintext already decrypted).
+    Ready(i16),
+    /// The handshake waits for these kernel events; nothing to report to the caller.
+    Handshaking(i16),
+    /// The handshake failed: report `POLLERR` (read the reason with `SO_ERROR`).
+    Failed,
 }
 
 fn not_connected() -> Error {
