@@ -603,6 +603,118 @@ SCENARIO(nonblocking_handshakes) {
     xs_close(s), xs_close(c), xs_close(l);
 }
 
+/* TLS over a Unix stream socket (the name to check is set: there is no address),
+ * with MSG_PEEK, a receive timeout, and a close from another thread waking a
+ * blocked receive, all as on plain sockets. */
+struct closer {
+    int sid;
+    long after_ms;
+};
+
+static void *close_later(void *arg) {
+    struct closer *c = arg;
+    msleep(c->after_ms);
+    xs_close(c->sid);
+    return NULL;
+}
+
+SCENARIO(unix_peek_timeout_and_close) {
+    struct sockaddr_un ua;
+    socklen_t ulen = unix_addr(0, &ua);
+    int l = XS_PASS(xs_socket(AF_UNIX, SOCK_STREAM, XS_PROTO_TLS));
+    XS_PASS(set_text(l, XS_TLS_CERT_FILE, path("server.pem")));
+    XS_PASS(set_text(l, XS_TLS_KEY_FILE, path("server.key")));
+    XS_PASS(xs_bind(l, (struct sockaddr *)&ua, ulen));
+    XS_PASS(xs_listen(l, 4));
+    pthread_t th;
+    struct server s;
+    start_server(&s, &th, l);
+    int c = XS_PASS(xs_socket(AF_UNIX, SOCK_STREAM, XS_PROTO_TLS));
+    XS_PASS(set_text(c, XS_TLS_CA_FILE, path("ca.pem")));
+    XS_PASS(set_text(c, XS_TLS_SERVER_NAME, "localhost"));
+    XS_PASS(xs_connect(c, (struct sockaddr *)&ua, ulen));
+    CHECK(xs_send(c, "peekaboo", 8, 0) == 8);
+    char buf[16] = {0};
+    CHECK(xs_recv(c, buf, 4, MSG_PEEK | MSG_WAITALL) == 4 && memcmp(buf, "peek", 4) == 0);
+    CHECK(xs_recv(c, buf, 8, MSG_WAITALL) == 8 && memcmp(buf, "peekaboo", 8) == 0);
+    /* Nothing more comes: SO_RCVTIMEO gives EAGAIN after about its time. */
+    set_timeout_ms(&XS, c, SO_RCVTIMEO, 200 * slow_factor());
+    long t0 = now_ms();
+    XS_FAIL(xs_recv(c, buf, sizeof buf, 0), EAGAIN);
+    CHECK(now_ms() - t0 >= 150 * slow_factor());
+    /* A receive blocked with no timeout is woken by xs_close from another thread. */
+    set_timeout_ms(&XS, c, SO_RCVTIMEO, 0);
+    struct closer cl = {c, 100};
+    pthread_t ct;
+    CHECK(pthread_create(&ct, NULL, close_later, &cl) == 0);
+    t0 = now_ms();
+    XS_FAIL(xs_recv(c, buf, sizeof buf, 0), EBADF);
+    CHECK(now_ms() - t0 < 2000 * slow_factor());
+    pthread_join(ct, NULL);
+    pthread_join(th, NULL);
+    CHECK(s.accepted > 0 && s.echoed == 8 && s.end == 0); /* close sent close_notify */
+    xs_close(l);
+    unlink(ua.sun_path);
+}
+
+/* mTLS with openssl on the other end, both ways: xsocket's client certificate
+ * accepted by `openssl s_server -Verify`, and `openssl s_client -cert` accepted by an
+ * xsocket server that requires one; a client certificate from another CA refused. */
+SCENARIO(mutual_tls_with_openssl) {
+    int port = free_port();
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "(echo verified; sleep %d) | openssl s_server -quiet -naccept 1 -Verify 1 "
+             "-verify_return_error -CAfile %s -accept 127.0.0.1:%d -cert %s -key %s "
+             ">/dev/null 2>&1 & echo $!",
+             3 * slow_factor(), path("ca.pem"), port, path("server.pem"), path("server.key"));
+    FILE *f = popen(cmd, "r");
+    int pid = 0;
+    CHECK(f && fscanf(f, "%d", &pid) == 1);
+    if (f) pclose(f);
+    int c = -1;
+    for (int i = 0; i < 100 * slow_factor() && c < 0; i++) {
+        c = tls_client();
+        XS_PASS(set_text(c, XS_TLS_CERT_FILE, path("client.pem")));
+        XS_PASS(set_text(c, XS_TLS_KEY_FILE, path("client.key")));
+        if (connect_port(c, port) != 0) {
+            xs_close(c), c = -1;
+            msleep(50);
+        }
+    }
+    CHECK(c > 0);
+    char buf[16] = {0};
+    CHECK(xs_recv(c, buf, 9, MSG_WAITALL) == 9 && memcmp(buf, "verified\n", 9) == 0);
+    xs_close(c);
+    if (pid > 0) kill(pid, SIGKILL);
+
+    int l = tls_listener("server", &port);
+    XS_PASS(set_text(l, XS_TLS_CA_FILE, path("ca.pem")));
+    XS_PASS(set_flag(l, XS_TLS_REQUIRE_CLIENT_CERT, 1));
+    for (int good = 1; good >= 0; good--) {
+        pthread_t th;
+        struct server s;
+        start_server(&s, &th, l);
+        snprintf(cmd, sizeof cmd,
+                 "(echo mtls; sleep %d) | timeout %d openssl s_client -quiet -CAfile %s "
+                 "-cert %s -key %s -connect 127.0.0.1:%d 2>/dev/null",
+                 slow_factor(), 20 * slow_factor(), path("ca.pem"),
+                 path(good ? "client.pem" : "self.pem"), path(good ? "client.key" : "self.key"),
+                 port);
+        f = popen(cmd, "r");
+        char line[32] = {0};
+        int echoed = f && fgets(line, sizeof line, f) && strcmp(line, "mtls\n") == 0;
+        if (f) pclose(f);
+        pthread_join(th, NULL);
+        if (good) {
+            CHECK(echoed && s.accepted > 0);
+        } else {
+            CHECK(!echoed && s.accepted == -1 && s.accept_errno == ECONNABORTED);
+        }
+    }
+    xs_close(l);
+}
+
 /* The URL calls: xs_socket_url + options + xs_bind_url/xs_connect_url. The client
  * checks the certificate against the URL's host ("localhost" is in its names). */
 SCENARIO(urls) {
@@ -667,6 +779,8 @@ int main(void) {
     RUN_ONCE(openssl_client_tls12);
     RUN_ONCE(python_ssl_both_ways);
     RUN_ONCE(nonblocking_handshakes);
+    RUN_ONCE(unix_peek_timeout_and_close);
+    RUN_ONCE(mutual_tls_with_openssl);
     RUN_ONCE(urls);
     RUN_ONCE(setup_errors);
     sh("rm -rf %s", dir);

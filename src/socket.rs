@@ -203,11 +203,12 @@ impl Socket {
     /// kernel cannot take at once stay for the event thread to drain ([`Socket::is_corked`]).
     pub(crate) fn close(&self) {
         self.push_cork();
+        // Closed first: a call woken by what the peer answers to close_notify sees it.
+        self.closed.store(true, SeqCst);
         if let Some(tls) = &self.tls {
             // close_notify, as far as the kernel takes it now: close does not wait.
             let _ = tls.close_notify(self, false);
         }
-        self.closed.store(true, SeqCst);
         if self.waiters.load(SeqCst) > 0 {
             // Wakes blocked calls; the descriptor stays open until the last user leaves.
             // SAFETY: shutdown on a descriptor we own.

@@ -429,6 +429,9 @@ impl TlsLayer {
         let fd = socket.raw_fd();
         let want = if flags & libc::MSG_WAITALL != 0 { buf.len() } else { buf.len().min(1) };
         loop {
+            if socket.is_closed() {
+                return Err(Error::ClosedWhileInUse);
+            }
             {
                 let mut guard = self.session.lock();
                 let session = guard.as_mut().ok_or_else(not_connected)?;
