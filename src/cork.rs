@@ -107,4 +107,32 @@ mod tests {
         assert!(!cork.is_due(t0 + MAX_DELAY / 2));
         assert!(cork.is_due(t0 + MAX_DELAY));
     }
+
+    proptest::proptest! {
+        /// Any mix of appends (when they fit) and partial sends keeps exactly the bytes
+        /// not yet sent, in order, never more than LIMIT.
+        #[test]
+        fn matches_a_simple_queue(ops in proptest::collection::vec((proptest::bool::ANY, 0usize..20_000), 1..60)) {
+            let t0 = Instant::now();
+            let mut cork = Cork::new(b"start", t0);
+            let mut model: std::collections::VecDeque<u8> = b"start".iter().copied().collect();
+            let mut next = 0u8;
+            for (append, n) in ops {
+                if append {
+                    let data: Vec<u8> = (0..n).map(|_| { next = next.wrapping_add(1); next }).collect();
+                    if cork.fits(data.len()) {
+                        cork.append(&data);
+                        model.extend(&data);
+                    }
+                } else {
+                    let n = n.min(model.len());
+                    let empty = cork.consume(n);
+                    model.drain(..n);
+                    proptest::prop_assert_eq!(empty, model.is_empty());
+                }
+                proptest::prop_assert!(cork.pending().len() <= LIMIT);
+                proptest::prop_assert!(cork.pending().iter().eq(model.iter()));
+            }
+        }
+    }
 }

@@ -174,4 +174,24 @@ mod tests {
         let long = format!("unix:///{}", "x".repeat(UNIX_PATH_MAX));
         assert!(Endpoint::parse(&long).is_err());
     }
+
+    proptest::proptest! {
+        /// Any text gives a URL or an error with the URL in it; nothing panics.
+        #[test]
+        fn any_text_parses_or_explains(text in "\\PC{0,40}") {
+            match Url::parse(&text) {
+                Ok(_) => {}
+                Err(Error::InvalidArgument(why)) => proptest::prop_assert!(why.contains(&text)),
+                Err(other) => proptest::prop_assert!(false, "unexpected {other:?}"),
+            }
+        }
+
+        /// Built URLs come back as they were built.
+        #[test]
+        fn built_urls_round_trip(host in "[a-z][a-z0-9.-]{0,20}", port: u16, tls: bool) {
+            let url = Url::parse(&format!("{}://{host}:{port}", if tls { "tls" } else { "tcp" })).unwrap();
+            proptest::prop_assert_eq!(url.endpoint, net(true, &host, port));
+            proptest::prop_assert_eq!(url.layers, if tls { XS_PROTO_TLS } else { 0 });
+        }
+    }
 }

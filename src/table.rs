@@ -137,4 +137,34 @@ mod tests {
             assert!(matches!(table.get(sid), Err(Error::BadSid(s)) if s == sid));
         }
     }
+
+    proptest::proptest! {
+        /// Random opens, closes and lookups: every open sid finds its socket, closed
+        /// ones are bad, and no sid is handed out twice.
+        #[test]
+        fn behaves_like_a_map_without_reuse(ops in proptest::collection::vec((0u8..3, 0usize..8), 1..80)) {
+            let mut table = Table::default();
+            let mut open: Vec<i32> = Vec::new();
+            let mut ever: std::collections::HashSet<i32> = std::collections::HashSet::new();
+            for (op, pick) in ops {
+                match op {
+                    0 => {
+                        let sid = table.insert(socket).sid();
+                        proptest::prop_assert!(sid > 0 && ever.insert(sid), "sid {} reused", sid);
+                        open.push(sid);
+                    }
+                    1 if !open.is_empty() => {
+                        let sid = open.remove(pick % open.len());
+                        proptest::prop_assert!(table.remove(sid).is_ok());
+                        proptest::prop_assert!(table.get(sid).is_err());
+                    }
+                    _ => {
+                        for &sid in &open {
+                            proptest::prop_assert_eq!(table.get(sid).unwrap().sid(), sid);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

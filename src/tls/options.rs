@@ -157,4 +157,15 @@ mod tests {
         assert_eq!(err.os_errno(), Some(libc::ENOENT));
         assert!(err.to_string().contains("/no/such/file.pem"), "{err}");
     }
+
+    proptest::proptest! {
+        /// Any option value for any option: an error or a setting, never a panic. (The
+        /// _FILE options are left out: their value is a path to read.)
+        #[test]
+        fn any_value_is_handled(name in 0i32..30, value in proptest::collection::vec(proptest::num::u8::ANY, 0..80)) {
+            proptest::prop_assume!(![XS_TLS_CA_FILE, XS_TLS_CERT_FILE, XS_TLS_KEY_FILE].contains(&name));
+            let mut options = TlsOptions::default();
+            let _ = options.set(name, &value);
+        }
+    }
 }
