@@ -231,6 +231,17 @@ impl Session {
         }
     }
 
+    /// Copies received plaintext into `buf`, keeping it for the next call under
+    /// `MSG_PEEK`; returns how many bytes.
+    fn deliver(&mut self, buf: &mut [u8], flags: i32) -> usize {
+        let n = self.plain.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.plain[..n]);
+        if flags & libc::MSG_PEEK == 0 {
+            self.plain.drain(..n);
+        }
+        n
+    }
+
     /// Fills `plain` up to `want` bytes from what rustls has; returns whether the peer
     /// has ended the stream (close_notify).
     fn fill_plain(&mut self, want: usize) -> Result<bool> {
@@ -439,11 +450,7 @@ impl TlsLayer {
                 let ended = session.fill_plain(buf.len())?;
                 let ready = session.plain.len().min(buf.len());
                 if ready >= want || ended || (ready > 0 && dont_wait) {
-                    buf[..ready].copy_from_slice(&session.plain[..ready]);
-                    if flags & libc::MSG_PEEK == 0 {
-                        session.plain.drain(..ready);
-                    }
-                    return Ok(ready);
+                    return Ok(session.deliver(buf, flags));
                 }
                 match session.read_in(fd)? {
                     // After Closed, rustls knows of the end: the next round reports it.
@@ -458,15 +465,10 @@ impl TlsLayer {
                 // Timed out: what a MSG_WAITALL receive has so far, as the kernel does.
                 let mut guard = self.session.lock();
                 let session = guard.as_mut().ok_or_else(not_connected)?;
-                let ready = session.plain.len().min(buf.len());
-                if ready == 0 {
+                if session.plain.is_empty() {
                     return Err(would_block());
                 }
-                buf[..ready].copy_from_slice(&session.plain[..ready]);
-                if flags & libc::MSG_PEEK == 0 {
-                    session.plain.drain(..ready);
-                }
-                return Ok(ready);
+                return Ok(session.deliver(buf, flags));
             }
         }
     }
