@@ -79,6 +79,11 @@ impl Error {
         Self::Os { op: op.into(), source: io::Error::last_os_error() }
     }
 
+    /// A kernel-style error with this errno, labelled with the operation.
+    pub(crate) fn errno(op: impl Into<Cow<'static, str>>, errno: i32) -> Self {
+        Self::Os { op: op.into(), source: io::Error::from_raw_os_error(errno) }
+    }
+
     /// The errno of a kernel error, if this is one.
     pub(crate) fn os_errno(&self) -> Option<i32> {
         match self {

@@ -86,9 +86,11 @@ pub(crate) unsafe fn accept(
         tls.start_server(listening)?;
         if !listener.is_nonblocking() {
             let deadline = crate::tls::accept_deadline(listener.connect_timeout_ms());
-            tls.handshake(sock, Some(deadline), false).map_err(|err| Error::Os {
-                op: format!("tls handshake with {peer} failed ({err})").into(),
-                source: std::io::Error::from_raw_os_error(libc::ECONNABORTED),
+            tls.handshake(sock, Some(deadline), false).map_err(|err| {
+                Error::errno(
+                    format!("tls handshake with {peer} failed ({err})"),
+                    libc::ECONNABORTED,
+                )
             })?;
         }
         return Ok(socket.done());

@@ -297,10 +297,7 @@ impl Socket {
                 };
                 match tls.handshake(self, deadline, !blocking) {
                     Err(err) if !blocking && err.os_errno() == Some(libc::EAGAIN) => {
-                        return Err(Error::Os {
-                            op: "connect".into(),
-                            source: std::io::Error::from_raw_os_error(libc::EINPROGRESS),
-                        });
+                        return Err(Error::errno("connect", libc::EINPROGRESS));
                     }
                     other => other?,
                 }
@@ -397,10 +394,7 @@ impl Socket {
                 return Err(Error::TimedOut("connect"));
             }
             if send_timeout.is_some_and(|limit| elapsed >= limit) {
-                return Err(Error::Os {
-                    op: "connect".into(),
-                    source: std::io::Error::from_raw_os_error(libc::EAGAIN),
-                });
+                return Err(Error::errno("connect", libc::EAGAIN));
             }
             let left = [connect_timeout, send_timeout]
                 .into_iter()
@@ -507,10 +501,7 @@ impl Socket {
         self.corked.store(slot.is_some(), SeqCst);
         match failure {
             Some(err) if taken == 0 && !data.is_empty() => Err(err),
-            None if taken == 0 && !data.is_empty() => Err(Error::Os {
-                op: "send".into(),
-                source: std::io::Error::from_raw_os_error(libc::EAGAIN),
-            }),
+            None if taken == 0 && !data.is_empty() => Err(Error::errno("send", libc::EAGAIN)),
             _ => Ok(taken),
         }
     }
@@ -596,18 +587,9 @@ impl Socket {
 
     /// Waits until the kernel socket can take more bytes, at most `SO_SNDTIMEO`.
     fn wait_writable(&self) -> Result<()> {
-        let timeout = send_timeout(self.raw_fd())?.map_or(-1, |t| t.as_millis() as i32);
-        let _in_call = self.enter()?;
-        let mut pfd = libc::pollfd { fd: self.raw_fd(), events: libc::POLLOUT, revents: 0 };
-        let ready = syscall!("poll", poll(&mut pfd, 1, timeout))?;
-        if self.closed.load(SeqCst) {
-            return Err(Error::ClosedWhileInUse);
-        }
-        if ready == 0 {
-            return Err(Error::Os {
-                op: "send corked bytes".into(),
-                source: std::io::Error::from_raw_os_error(libc::EAGAIN),
-            });
+        let deadline = self.timeout_deadline(libc::SO_SNDTIMEO)?;
+        if !self.wait(libc::POLLOUT, deadline)? {
+            return Err(Error::errno("send corked bytes", libc::EAGAIN));
         }
         Ok(())
     }
@@ -654,7 +636,7 @@ impl Socket {
     ) -> Result<isize> {
         if self.tls.is_some() {
             if !to.is_null() {
-                return Err(os_errno("sendto", libc::EISCONN));
+                return Err(Error::errno("sendto", libc::EISCONN));
             }
             // SAFETY: the caller's contract.
             return unsafe { self.send(buf, len, flags) };
@@ -696,7 +678,7 @@ impl Socket {
     /// `msg` is passed to the kernel as given; the kernel checks it.
     pub(crate) unsafe fn send_msg(&self, msg: *const libc::msghdr, flags: i32) -> Result<isize> {
         if self.tls.is_some() {
-            return Err(os_errno("sendmsg on a TLS socket (use xs_send)", libc::EOPNOTSUPP));
+            return Err(Error::errno("sendmsg on a TLS socket (use xs_send)", libc::EOPNOTSUPP));
         }
         self.flush_cork()?;
         self.blocking("sendmsg", || {
@@ -711,7 +693,7 @@ impl Socket {
     /// `msg` is passed to the kernel as given; the kernel checks it.
     pub(crate) unsafe fn recv_msg(&self, msg: *mut libc::msghdr, flags: i32) -> Result<isize> {
         if self.tls.is_some() {
-            return Err(os_errno("recvmsg on a TLS socket (use xs_recv)", libc::EOPNOTSUPP));
+            return Err(Error::errno("recvmsg on a TLS socket (use xs_recv)", libc::EOPNOTSUPP));
         }
         self.push_cork();
         self.blocking("recvmsg", || {
@@ -774,11 +756,6 @@ impl Drop for Socket {
     fn drop(&mut self) {
         log::log!(Level::Trace, "sid {}: released", self.sid);
     }
-}
-
-/// The error a kernel call would give with `errno`.
-fn os_errno(op: &'static str, errno: i32) -> Error {
-    Error::Os { op: op.into(), source: std::io::Error::from_raw_os_error(errno) }
 }
 
 /// The caller's buffer as bytes to read; NULL is `EFAULT` unless `len` is 0.

@@ -124,7 +124,7 @@ fn io_error(op: &'static str, source: io::Error) -> Error {
 }
 
 fn would_block() -> Error {
-    io_error("tls", io::Error::from_raw_os_error(libc::EAGAIN))
+    Error::errno("tls", libc::EAGAIN)
 }
 
 impl Session {
@@ -536,7 +536,7 @@ pub(crate) enum PollPlan {
 }
 
 fn not_connected() -> Error {
-    io_error("tls", io::Error::from_raw_os_error(libc::ENOTCONN))
+    Error::errno("tls", libc::ENOTCONN)
 }
 
 /// The default deadline of a server-side handshake.
