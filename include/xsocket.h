@@ -183,6 +183,161 @@
 #define XS_TLS_RESUMED 25
 
 /**
+ * `protocol` for `xs_socket`: RFC 6455 WebSocket frames straight on the byte stream,
+ * with no HTTP handshake ("Raw-WS"). The connecting side is the client (it masks its
+ * frames), the accepting side the server. Over TCP or Unix stream sockets, and over
+ * TLS with `XS_PROTO_WS_RAW | XS_PROTO_TLS`. `SOCK_SEQPACKET` delivers whole messages,
+ * `SOCK_STREAM` payload bytes as they arrive (see `XS_PROTO_WS`).
+ */
+#define XS_PROTO_WS_RAW 512
+
+/**
+ * `protocol` for `xs_socket`: WebSocket with the HTTP/1.1 Upgrade handshake
+ * ("Full-WS", what browsers speak); `XS_PROTO_WS | XS_PROTO_TLS` is wss.
+ *
+ * The client's handshake runs inside `xs_connect` (bounded by
+ * `XS_SO_CONNECT_TIMEOUT`, else `SO_SNDTIMEO`); a blocking `xs_accept` returns a
+ * socket whose handshake is done (bounded by the listener's `XS_SO_CONNECT_TIMEOUT`,
+ * else 10 s); a bad request is answered with an HTTP error (400, 403, 404 or 426)
+ * and that connection is dropped with `ECONNABORTED`.
+ *
+ * `SOCK_SEQPACKET`: one `xs_send` sends one message and one `xs_recv` returns one
+ * whole message (a short buffer truncates it and reports `MSG_TRUNC`, as for
+ * datagrams). `SOCK_STREAM`: one `xs_send` still sends one message, and `xs_recv`
+ * returns payload bytes as they arrive, never across the end of a message
+ * (`xs_recvmsg` sets `MSG_EOR` on the bytes that end one). Text or binary: send
+ * with `XS_MSG_TEXT` for text; `xs_recvmsg` sets `XS_MSG_TEXT` in `msg_flags` for
+ * text, and `XS_WS_RECV_TEXT` tells it after `xs_recv`. The peer's close makes
+ * `xs_recv` return 0 once all data before it is read; a connection lost without a
+ * close frame fails with `ECONNRESET`; a protocol error from the peer sends close
+ * 1002 (1007 bad UTF-8, 1009 too big) and fails with `EPROTO`. `xs_close` sends a
+ * close frame and returns at once; the event thread waits for the peer's close (at
+ * most `XS_WS_CLOSE_TIMEOUT`) before it closes the transport.
+ */
+#define XS_PROTO_WS 1024
+
+/**
+ * `xs_send` flag on a WebSocket socket: send this message as text (it must be valid
+ * UTF-8, else `EINVAL`); without it messages are binary. `xs_recvmsg` sets it in
+ * `msg_flags` when the message received is text.
+ */
+#define XS_MSG_TEXT 268435456
+
+/**
+ * Option level of the WebSocket options (`XS_WS_*`). Set them before `xs_connect`
+ * (client) or on the listening socket (server; accepted sockets inherit them). Text
+ * values as for `XS_SOL_TLS`; the rest are `int`.
+ */
+#define XS_SOL_WS 22613
+
+/**
+ * Text. Client: the request path (default: the URL's path, else "/"). Server: the
+ * only path accepted (others get 404); unset, any path.
+ */
+#define XS_WS_PATH 1
+
+/**
+ * Text, client: the `Host` header (default: the URL's host and port, else the
+ * address connected to).
+ */
+#define XS_WS_HOST 2
+
+/**
+ * Text, client: the `Origin` header to send (default: none).
+ */
+#define XS_WS_ORIGIN 3
+
+/**
+ * Text, comma-separated. Client: the subprotocols offered, in order. Server: the
+ * ones it speaks, in preference order; the first the client offered is chosen,
+ * and none when there is no match. Read the outcome with `XS_WS_SUBPROTOCOL`.
+ */
+#define XS_WS_SUBPROTOCOLS 4
+
+/**
+ * Text, comma-separated, server: the `Origin` values allowed (others get 403; a
+ * request without `Origin`, from a program rather than a browser, is allowed).
+ * Unset: any origin.
+ */
+#define XS_WS_ALLOWED_ORIGINS 5
+
+/**
+ * `int`, milliseconds: send a ping this often (0, the default: never).
+ */
+#define XS_WS_PING_INTERVAL 6
+
+/**
+ * `int`, milliseconds: how long a pong may take before the ping counts as missed
+ * (default: the ping interval). Any frame from the peer counts as a pong.
+ */
+#define XS_WS_PONG_TIMEOUT 7
+
+/**
+ * `int`: missed pongs allowed in a row (default 2); one more fails the connection
+ * with `ETIMEDOUT`.
+ */
+#define XS_WS_MISSED_PONGS 8
+
+/**
+ * `int`, milliseconds: how long the close handshake may wait for the peer's close
+ * frame after `xs_close` or `xs_shutdown` (default 5000).
+ */
+#define XS_WS_CLOSE_TIMEOUT 9
+
+/**
+ * `int`, bytes: split outgoing messages into frames of at most this much payload
+ * (0, the default: one frame per message).
+ */
+#define XS_WS_FRAGMENT_SIZE 10
+
+/**
+ * `int`, bytes: the largest message (and frame) accepted (default 16 MiB); a bigger
+ * one is refused with close 1009 before any of it is stored.
+ */
+#define XS_WS_MAX_MESSAGE 11
+
+/**
+ * `int`: the close code `xs_close` and `xs_shutdown` send (default 1000).
+ */
+#define XS_WS_CLOSE_CODE 12
+
+/**
+ * Text: the close reason sent with it (at most 123 bytes of UTF-8; default none).
+ */
+#define XS_WS_CLOSE_REASON 13
+
+/**
+ * Text, read-only: the subprotocol agreed on (empty when none).
+ */
+#define XS_WS_SUBPROTOCOL 20
+
+/**
+ * `int`, read-only: the peer's close code: 0 while open, 1005 for a close frame
+ * without a code, 1006 for a connection lost without a close frame.
+ */
+#define XS_WS_PEER_CLOSE_CODE 21
+
+/**
+ * Text, read-only: the reason in the peer's close frame.
+ */
+#define XS_WS_PEER_CLOSE_REASON 22
+
+/**
+ * Text, read-only, server: the path the client asked for (with its query).
+ */
+#define XS_WS_REQUEST_PATH 23
+
+/**
+ * Text, read-only, server: the client's `Origin` header (empty when none).
+ */
+#define XS_WS_REQUEST_ORIGIN 24
+
+/**
+ * `int`, read-only: 1 when the last bytes `xs_recv` returned were of a text message.
+ */
+#define XS_WS_RECV_TEXT 25
+
+/**
  * A log callback: `level` is one of `XS_LOG_ERROR` … `XS_LOG_TRACE`; `message` is
  * valid only during the call. It may be called from any thread, including
  * xsocket's event thread, and must not call `xs_set_logger`.

@@ -88,3 +88,93 @@ pub const XS_TLS_PEER_SHA256: c_int = 23;
 pub const XS_TLS_HANDSHAKE_US: c_int = 24;
 /// `int`, read-only: 1 when the session was resumed.
 pub const XS_TLS_RESUMED: c_int = 25;
+
+/// `protocol` for `xs_socket`: RFC 6455 WebSocket frames straight on the byte stream,
+/// with no HTTP handshake ("Raw-WS"). The connecting side is the client (it masks its
+/// frames), the accepting side the server. Over TCP or Unix stream sockets, and over
+/// TLS with `XS_PROTO_WS_RAW | XS_PROTO_TLS`. `SOCK_SEQPACKET` delivers whole messages,
+/// `SOCK_STREAM` payload bytes as they arrive (see `XS_PROTO_WS`).
+pub const XS_PROTO_WS_RAW: c_int = 0x200;
+
+/// `protocol` for `xs_socket`: WebSocket with the HTTP/1.1 Upgrade handshake
+/// ("Full-WS", what browsers speak); `XS_PROTO_WS | XS_PROTO_TLS` is wss.
+///
+/// The client's handshake runs inside `xs_connect` (bounded by
+/// `XS_SO_CONNECT_TIMEOUT`, else `SO_SNDTIMEO`); a blocking `xs_accept` returns a
+/// socket whose handshake is done (bounded by the listener's `XS_SO_CONNECT_TIMEOUT`,
+/// else 10 s); a bad request is answered with an HTTP error (400, 403, 404 or 426)
+/// and that connection is dropped with `ECONNABORTED`.
+///
+/// `SOCK_SEQPACKET`: one `xs_send` sends one message and one `xs_recv` returns one
+/// whole message (a short buffer truncates it and reports `MSG_TRUNC`, as for
+/// datagrams). `SOCK_STREAM`: one `xs_send` still sends one message, and `xs_recv`
+/// returns payload bytes as they arrive, never across the end of a message
+/// (`xs_recvmsg` sets `MSG_EOR` on the bytes that end one). Text or binary: send
+/// with `XS_MSG_TEXT` for text; `xs_recvmsg` sets `XS_MSG_TEXT` in `msg_flags` for
+/// text, and `XS_WS_RECV_TEXT` tells it after `xs_recv`. The peer's close makes
+/// `xs_recv` return 0 once all data before it is read; a connection lost without a
+/// close frame fails with `ECONNRESET`; a protocol error from the peer sends close
+/// 1002 (1007 bad UTF-8, 1009 too big) and fails with `EPROTO`. `xs_close` sends a
+/// close frame and returns at once; the event thread waits for the peer's close (at
+/// most `XS_WS_CLOSE_TIMEOUT`) before it closes the transport.
+pub const XS_PROTO_WS: c_int = 0x400;
+
+/// `xs_send` flag on a WebSocket socket: send this message as text (it must be valid
+/// UTF-8, else `EINVAL`); without it messages are binary. `xs_recvmsg` sets it in
+/// `msg_flags` when the message received is text.
+pub const XS_MSG_TEXT: c_int = 0x1000_0000;
+
+/// Option level of the WebSocket options (`XS_WS_*`). Set them before `xs_connect`
+/// (client) or on the listening socket (server; accepted sockets inherit them). Text
+/// values as for `XS_SOL_TLS`; the rest are `int`.
+pub const XS_SOL_WS: c_int = 0x5855;
+/// Text. Client: the request path (default: the URL's path, else "/"). Server: the
+/// only path accepted (others get 404); unset, any path.
+pub const XS_WS_PATH: c_int = 1;
+/// Text, client: the `Host` header (default: the URL's host and port, else the
+/// address connected to).
+pub const XS_WS_HOST: c_int = 2;
+/// Text, client: the `Origin` header to send (default: none).
+pub const XS_WS_ORIGIN: c_int = 3;
+/// Text, comma-separated. Client: the subprotocols offered, in order. Server: the
+/// ones it speaks, in preference order; the first the client offered is chosen,
+/// and none when there is no match. Read the outcome with `XS_WS_SUBPROTOCOL`.
+pub const XS_WS_SUBPROTOCOLS: c_int = 4;
+/// Text, comma-separated, server: the `Origin` values allowed (others get 403; a
+/// request without `Origin`, from a program rather than a browser, is allowed).
+/// Unset: any origin.
+pub const XS_WS_ALLOWED_ORIGINS: c_int = 5;
+/// `int`, milliseconds: send a ping this often (0, the default: never).
+pub const XS_WS_PING_INTERVAL: c_int = 6;
+/// `int`, milliseconds: how long a pong may take before the ping counts as missed
+/// (default: the ping interval). Any frame from the peer counts as a pong.
+pub const XS_WS_PONG_TIMEOUT: c_int = 7;
+/// `int`: missed pongs allowed in a row (default 2); one more fails the connection
+/// with `ETIMEDOUT`.
+pub const XS_WS_MISSED_PONGS: c_int = 8;
+/// `int`, milliseconds: how long the close handshake may wait for the peer's close
+/// frame after `xs_close` or `xs_shutdown` (default 5000).
+pub const XS_WS_CLOSE_TIMEOUT: c_int = 9;
+/// `int`, bytes: split outgoing messages into frames of at most this much payload
+/// (0, the default: one frame per message).
+pub const XS_WS_FRAGMENT_SIZE: c_int = 10;
+/// `int`, bytes: the largest message (and frame) accepted (default 16 MiB); a bigger
+/// one is refused with close 1009 before any of it is stored.
+pub const XS_WS_MAX_MESSAGE: c_int = 11;
+/// `int`: the close code `xs_close` and `xs_shutdown` send (default 1000).
+pub const XS_WS_CLOSE_CODE: c_int = 12;
+/// Text: the close reason sent with it (at most 123 bytes of UTF-8; default none).
+pub const XS_WS_CLOSE_REASON: c_int = 13;
+/// Text, read-only: the subprotocol agreed on (empty when none).
+pub const XS_WS_SUBPROTOCOL: c_int = 20;
+/// `int`, read-only: the peer's close code: 0 while open, 1005 for a close frame
+/// without a code, 1006 for a connection lost without a close frame.
+pub const XS_WS_PEER_CLOSE_CODE: c_int = 21;
+/// Text, read-only: the reason in the peer's close frame.
+pub const XS_WS_PEER_CLOSE_REASON: c_int = 22;
+/// Text, read-only, server: the path the client asked for (with its query).
+pub const XS_WS_REQUEST_PATH: c_int = 23;
+/// Text, read-only, server: the client's `Origin` header (empty when none).
+pub const XS_WS_REQUEST_ORIGIN: c_int = 24;
+/// `int`, read-only: 1 when the last bytes `xs_recv` returned were of a text message.
+pub const XS_WS_RECV_TEXT: c_int = 25;
