@@ -8,7 +8,7 @@
 
 use crate::{
     error::{Error, Result},
-    ffi::types::XS_PROTO_TLS,
+    ffi::types::{XS_PROTO_TLS, XS_PROTO_WS, XS_PROTO_WS_RAW},
 };
 
 /// The longest Unix socket path, without the terminating NUL (`sizeof sun_path - 1`).
@@ -39,16 +39,58 @@ pub(crate) struct Url {
     pub(crate) endpoint: Endpoint,
     /// `XS_PROTO_*` bits for `xs_socket`'s protocol (0: the plain transport).
     pub(crate) layers: i32,
+    /// For WebSocket URLs: the `Host` header and the request path.
+    pub(crate) ws_target: Option<(String, String)>,
+}
+
+/// The layers a scheme stands for, and the transport scheme under them.
+fn layers_of(scheme: &str) -> Option<(i32, &'static str)> {
+    Some(match scheme {
+        "tls" => (XS_PROTO_TLS, "tcp"),
+        "tls+unix" => (XS_PROTO_TLS, "unix"),
+        "ws" => (XS_PROTO_WS, "tcp"),
+        "wss" => (XS_PROTO_WS | XS_PROTO_TLS, "tcp"),
+        "ws+unix" => (XS_PROTO_WS, "unix"),
+        "wss+unix" => (XS_PROTO_WS | XS_PROTO_TLS, "unix"),
+        "wsraw" => (XS_PROTO_WS_RAW, "tcp"),
+        "wsraw+tls" => (XS_PROTO_WS_RAW | XS_PROTO_TLS, "tcp"),
+        "wsraw+unix" => (XS_PROTO_WS_RAW, "unix"),
+        _ => return None,
+    })
 }
 
 impl Url {
-    /// Parses a URL such as `tcp://127.0.0.1:80`, `tls://[::1]:443` or `unix:///tmp/s`.
+    /// Parses a URL such as `tcp://127.0.0.1:80`, `tls://[::1]:443`, `unix:///tmp/s` or
+    /// `ws://localhost:8080/chat`.
     pub(crate) fn parse(url: &str) -> Result<Self> {
-        let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-        let (plain, layers) = match scheme.as_deref() {
-            Some("tls") => (url.replacen("tls", "tcp", 1), XS_PROTO_TLS),
-            Some("tls+unix") => (url.replacen("tls+unix", "unix", 1), XS_PROTO_TLS),
-            _ => (url.to_string(), 0),
+        let invalid = |why: &str| Error::InvalidArgument(format!("URL '{url}': {why}").into());
+        let (scheme, rest) = url.split_once("://").unwrap_or((url, ""));
+        let scheme = scheme.to_ascii_lowercase();
+        let Some((layers, base)) = layers_of(&scheme) else {
+            return Ok(Self { endpoint: Endpoint::parse(url)?, layers: 0, ws_target: None });
+        };
+        let websocket = layers & (XS_PROTO_WS | XS_PROTO_WS_RAW) != 0;
+        let (plain, ws_target) = if websocket && base == "tcp" {
+            // ws://HOST[:PORT][/PATH]: the path goes into the request, not the address.
+            let (authority, path) = match rest.find(['/', '?']) {
+                Some(at) => (&rest[..at], &rest[at..]),
+                None => (rest, "/"),
+            };
+            let path = if path.starts_with('?') { format!("/{path}") } else { path.to_string() };
+            if path.contains(char::is_whitespace) {
+                return Err(invalid("the path may not hold spaces"));
+            }
+            let has_port = authority.rsplit_once(':').is_some_and(|(h, _)| !h.ends_with('['))
+                && !authority.ends_with(']');
+            let authority = match (has_port, scheme.as_str()) {
+                (false, "ws") => format!("{authority}:80"),
+                (false, "wss") => format!("{authority}:443"),
+                _ => authority.to_string(),
+            };
+            (format!("tcp://{authority}"), Some((authority, path)))
+        } else {
+            let target = websocket.then(|| ("localhost".to_string(), "/".to_string()));
+            (format!("{base}://{rest}"), target)
         };
         let endpoint = Endpoint::parse(&plain).map_err(|err| match err {
             // Name the URL as the caller wrote it.
@@ -57,7 +99,12 @@ impl Url {
             ),
             other => other,
         })?;
-        Ok(Self { endpoint, layers })
+        Ok(Self { endpoint, layers, ws_target })
+    }
+
+    /// Whether the URL has a WebSocket layer.
+    pub(crate) fn is_websocket(&self) -> bool {
+        self.layers & (XS_PROTO_WS | XS_PROTO_WS_RAW) != 0
     }
 }
 
@@ -93,7 +140,8 @@ impl Endpoint {
                 })
             }
             other => Err(invalid(&format!(
-                "scheme '{other}' is not supported (tcp, udp, unix, tls, tls+unix)"
+                "scheme '{other}' is not supported (tcp, udp, unix, tls, tls+unix, ws, wss, \
+                 ws+unix, wss+unix, wsraw, wsraw+tls, wsraw+unix)"
             ))),
         }
     }

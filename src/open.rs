@@ -11,13 +11,14 @@ use crate::{
     addr,
     endpoint::{Endpoint, Url},
     error::{Error, Result},
-    ffi::types::XS_PROTO_TLS,
+    ffi::types::{XS_PROTO_TLS, XS_PROTO_WS, XS_PROTO_WS_RAW},
     fork,
     log::{Level, log},
     socket::Socket,
     sys::{self, syscall},
     table,
     tls::TlsLayer,
+    ws::WsLayer,
 };
 
 /// Creates a socket as `xs_socket` does and puts it in the sid table.
@@ -31,25 +32,40 @@ pub(crate) fn open(domain: i32, r#type: i32, protocol: i32) -> Result<Arc<Socket
         return Err(Error::TypeNotSupported(sock_type));
     }
     let layers = protocol & !0xff;
-    let tls = layers == XS_PROTO_TLS;
-    if protocol < 0 || (layers != 0 && !tls) {
+    let tls = layers & XS_PROTO_TLS != 0;
+    let ws = layers & !XS_PROTO_TLS;
+    if protocol < 0 || !matches!(ws, 0 | XS_PROTO_WS | XS_PROTO_WS_RAW) {
         return Err(Error::ProtocolNotSupported(protocol));
     }
-    if tls && sock_type != libc::SOCK_STREAM {
+    if ws != 0 && sock_type == libc::SOCK_DGRAM {
+        return Err(Error::InvalidArgument(
+            "WebSocket needs SOCK_SEQPACKET (whole messages) or SOCK_STREAM".into(),
+        ));
+    }
+    if tls && ws == 0 && sock_type != libc::SOCK_STREAM {
         return Err(Error::InvalidArgument("XS_PROTO_TLS needs SOCK_STREAM".into()));
     }
     fork::install_handlers();
     let kernel_protocol = protocol & 0xff;
-    let fd = syscall!("socket", socket(domain, r#type | libc::SOCK_CLOEXEC, kernel_protocol))?;
+    // Layers run over a kernel byte stream, whatever the delivery asked for.
+    let kernel_type = if layers != 0 { libc::SOCK_STREAM | flags } else { r#type };
+    let fd = syscall!("socket", socket(domain, kernel_type | libc::SOCK_CLOEXEC, kernel_protocol))?;
     // SAFETY: socket returned a new descriptor that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    if domain != libc::AF_UNIX && sock_type == libc::SOCK_STREAM {
+    if domain != libc::AF_UNIX && kernel_type & libc::SOCK_STREAM != 0 {
         sys::set_option(fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, &1i32)?;
     }
     let nonblocking = flags & libc::SOCK_NONBLOCK != 0;
     let socket = table::TABLE.write().insert(|sid| {
-        let socket = Socket::new(sid, fd, domain, sock_type, nonblocking);
-        if tls { socket.with_tls(TlsLayer::default()) } else { socket }
+        let mut socket = Socket::new(sid, fd, domain, sock_type, nonblocking);
+        if tls {
+            socket = socket.with_tls(TlsLayer::default());
+        }
+        if ws != 0 {
+            let layer = WsLayer::new(ws == XS_PROTO_WS, sock_type == libc::SOCK_SEQPACKET);
+            socket = socket.with_ws(layer);
+        }
+        socket
     });
     log!(Level::Debug, "sid {}: socket({domain}, {type}, {protocol:#x})", socket.sid());
     Ok(socket)
@@ -72,30 +88,43 @@ pub(crate) unsafe fn accept(
     let nonblocking = flags & libc::SOCK_NONBLOCK != 0;
     let (domain, sock_type) = (listener.domain(), listener.sock_type());
     let socket = table::TABLE.write().insert(|sid| {
-        let socket = Socket::new(sid, fd, domain, sock_type, nonblocking);
-        match listener.tls() {
-            Some(tls) => socket.with_tls(tls.for_accepted()),
-            None => socket,
+        let mut socket = Socket::new(sid, fd, domain, sock_type, nonblocking);
+        if let Some(tls) = listener.tls() {
+            socket = socket.with_tls(tls.for_accepted());
         }
+        if let Some(ws) = listener.ws() {
+            socket = socket.with_ws(ws.for_accepted());
+        }
+        socket
     });
     let peer = addr::of_socket(socket.raw_fd(), true);
     log!(Level::Debug, "sid {}: accepted {peer} on sid {}", socket.sid(), listener.sid());
-    if let (Some(listening), Some(tls)) = (listener.tls(), socket.tls()) {
-        let socket = Pending(Some(socket.clone()));
-        let sock = socket.0.as_ref().expect("set above");
+    let pending = Pending(Some(socket));
+    let sock = pending.0.as_ref().expect("set above");
+    let blocking = !listener.is_nonblocking();
+    let timeout_ms = listener.connect_timeout_ms();
+    let deadline = (blocking && (sock.tls().is_some() || sock.ws().is_some()))
+        .then(|| crate::tls::accept_deadline(timeout_ms));
+    let aborted = |what: &str, err: Error| {
+        Error::errno(format!("{what} with {peer} failed ({err})"), libc::ECONNABORTED)
+    };
+    if let (Some(listening), Some(tls)) = (listener.tls(), sock.tls()) {
         tls.start_server(listening)?;
-        if !listener.is_nonblocking() {
-            let deadline = crate::tls::accept_deadline(listener.connect_timeout_ms());
-            tls.handshake(sock, Some(deadline), false).map_err(|err| {
-                Error::errno(
-                    format!("tls handshake with {peer} failed ({err})"),
-                    libc::ECONNABORTED,
-                )
-            })?;
+        if let Some(deadline) = deadline {
+            tls.handshake(sock, Some(deadline), false).map_err(|e| aborted("tls handshake", e))?;
         }
-        return Ok(socket.done());
     }
-    Ok(socket)
+    if let Some(ws) = sock.ws() {
+        ws.start_server();
+        if let Some(deadline) = deadline {
+            ws.handshake(sock, Some(deadline), false)
+                .map_err(|e| aborted("websocket handshake", e))?;
+        }
+        if ws.wants_timer() {
+            crate::reactor::add_timer(sock);
+        }
+    }
+    Ok(pending.done())
 }
 
 /// Removes a half-made socket from the table unless [`Pending::done`] is called.
@@ -153,10 +182,13 @@ struct Resolved {
     protocol: i32,
     /// The host name or address as written, for TLS's server name.
     host: Option<String>,
+    /// For WebSocket URLs: the `Host` header and the request path.
+    ws_target: Option<(String, String)>,
 }
 
 fn resolve_url(url: &str) -> Result<Resolved> {
     let url = Url::parse(url)?;
+    let websocket = url.is_websocket();
     let (targets, sock_type, host) = match url.endpoint {
         Endpoint::Net { stream, host, port } => {
             let targets = resolve(&host, port)?
@@ -177,7 +209,9 @@ fn resolve_url(url: &str) -> Result<Resolved> {
             (vec![Target { domain: libc::AF_UNIX, addr, len }], libc::SOCK_STREAM, None)
         }
     };
-    Ok(Resolved { targets, sock_type, protocol: url.layers, host })
+    // WebSocket URLs deliver whole messages.
+    let sock_type = if websocket { libc::SOCK_SEQPACKET } else { sock_type };
+    Ok(Resolved { targets, sock_type, protocol: url.layers, host, ws_target: url.ws_target })
 }
 
 /// Opens an unconnected socket of the kind a URL needs (family of its first address),
@@ -194,6 +228,9 @@ pub(crate) fn connect_url(socket: &Socket, url: &str) -> Result<()> {
     let resolved = resolve_url(url)?;
     if let (Some(tls), Some(host)) = (socket.tls(), &resolved.host) {
         tls.default_server_name(host);
+    }
+    if let (Some(ws), Some((host, path))) = (socket.ws(), resolved.ws_target) {
+        ws.default_target(host, path);
     }
     let mut last = None;
     for target in resolved.targets.iter().filter(|t| t.domain == socket.domain()) {
@@ -218,7 +255,7 @@ pub(crate) fn bind_url(socket: &Socket, url: &str) -> Result<()> {
                 format!("URL '{url}' has no address of the socket's family").into(),
             )
         })?;
-    if target.domain != libc::AF_UNIX && socket.sock_type() == libc::SOCK_STREAM {
+    if target.domain != libc::AF_UNIX && socket.sock_type() != libc::SOCK_DGRAM {
         sys::set_option(socket.raw_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, &1i32)?;
     }
     // SAFETY: a valid address built by resolve_url.
@@ -258,7 +295,7 @@ pub(crate) fn listen(url: &str, backlog: i32) -> Result<Arc<Socket>> {
     let socket = Pending(Some(socket_for(url)?));
     let sock = socket.0.as_ref().expect("set above");
     bind_url(sock, url)?;
-    if sock.sock_type() == libc::SOCK_STREAM {
+    if sock.sock_type() != libc::SOCK_DGRAM {
         sock.listen(backlog)?;
     }
     Ok(socket.done())

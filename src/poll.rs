@@ -17,8 +17,28 @@ use crate::{
     error::{Error, Result},
     socket::{InCall, Socket},
     table,
-    tls::PollPlan,
 };
+
+/// How `xs_poll` treats a socket with a layer (TLS, WebSocket) on its kernel socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PollPlan {
+    /// Established (or not connected): the kernel's events, plus these (`POLLIN` for
+    /// bytes the layer already holds).
+    Ready(i16),
+    /// A handshake waits for these kernel events; nothing to report to the caller.
+    Handshaking(i16),
+    /// The handshake failed: report `POLLERR` (read the reason with `SO_ERROR`).
+    Failed,
+    /// A message layer decides readability: report `ready` (with the kernel's
+    /// `POLLOUT`, `POLLERR` and `POLLHUP`, never its `POLLIN`), and wait at the kernel
+    /// for `wait`.
+    Layered {
+        /// Events to report now.
+        ready: i16,
+        /// Kernel events that let the layer move on.
+        wait: i16,
+    },
+}
 
 /// Hands corked bytes to the kernel (a sleeping poll must not hold them back), then
 /// enters the socket so that a close wakes the poll.
@@ -29,12 +49,20 @@ fn flush_then_enter(socket: &Socket) -> Result<InCall<'_>> {
 
 /// What one entry asks of the kernel, and what it reports without it.
 fn plan(entry: &libc::pollfd, socket: Option<&Socket>) -> PollPlan {
-    match socket.and_then(|s| Some((s, s.tls()?))) {
-        Some((socket, tls)) => match tls.poll_plan(socket) {
-            PollPlan::Ready(extra) => PollPlan::Ready(extra & entry.events),
-            other => other,
-        },
-        None => PollPlan::Ready(0),
+    let Some(socket) = socket else { return PollPlan::Ready(0) };
+    let plan = if let Some(ws) = socket.ws() {
+        ws.poll_plan(socket)
+    } else if let Some(tls) = socket.tls() {
+        tls.poll_plan(socket)
+    } else {
+        PollPlan::Ready(0)
+    };
+    match plan {
+        PollPlan::Ready(extra) => PollPlan::Ready(extra & entry.events),
+        PollPlan::Layered { ready, wait } => {
+            PollPlan::Layered { ready: ready & entry.events, wait }
+        }
+        other => other,
     }
 }
 
@@ -66,6 +94,10 @@ pub(crate) fn poll(entries: &mut [libc::pollfd], timeout_ms: i32) -> Result<i32>
         for ((entry, &fd), plan) in entries.iter().zip(&fds).zip(&plans) {
             let events = match plan {
                 PollPlan::Handshaking(needed) => *needed,
+                PollPlan::Layered { ready, wait } => {
+                    now_ready |= *ready != 0;
+                    *wait | (entry.events & libc::POLLOUT)
+                }
                 PollPlan::Failed => {
                     now_ready = true;
                     0
@@ -93,7 +125,7 @@ pub(crate) fn poll(entries: &mut [libc::pollfd], timeout_ms: i32) -> Result<i32>
             return Err(Error::last_os("poll"));
         }
         let mut ready = 0;
-        let mut handshaking = false;
+        let mut layer_moved = false;
         for (((entry, k), socket), plan) in
             entries.iter_mut().zip(&kernel).zip(&sockets).zip(&plans)
         {
@@ -108,14 +140,20 @@ pub(crate) fn poll(entries: &mut [libc::pollfd], timeout_ms: i32) -> Result<i32>
                 }
                 (Some(_), PollPlan::Handshaking(_)) => {
                     // Progress is made on the next round; hang-ups show through.
-                    handshaking |= k.revents != 0;
+                    layer_moved |= k.revents != 0;
                     k.revents & (libc::POLLERR | libc::POLLHUP)
+                }
+                (Some(_), PollPlan::Layered { ready, .. }) => {
+                    // Kernel input is the layer's to judge on the next round.
+                    layer_moved |= k.revents != 0;
+                    let passed = libc::POLLOUT | libc::POLLERR | libc::POLLHUP;
+                    (k.revents & passed & (entry.events | libc::POLLERR | libc::POLLHUP)) | ready
                 }
             };
             ready += i32::from(entry.revents != 0);
         }
         let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
-        if ready > 0 || timed_out || !handshaking && rc == 0 {
+        if ready > 0 || timed_out || !layer_moved && rc == 0 {
             drop(in_calls);
             return Ok(ready);
         }

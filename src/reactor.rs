@@ -127,6 +127,44 @@ const SWEEP_INTERVAL: Duration = Duration::from_millis(50);
 /// How long a closed socket's corked bytes may wait for a peer that does not read.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
+/// Sockets (by sid) whose layer runs on a timer (the WebSocket heartbeat), added
+/// by other threads; the event thread takes them into its own list.
+static NEW_TIMERS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
+
+/// Runs `socket`'s timer (`Socket::on_timer`) from the event thread until it says
+/// it is no longer needed or the socket is closed.
+pub(crate) fn add_timer(socket: &Socket) {
+    NEW_TIMERS.lock().push(socket.sid());
+    match handle() {
+        Ok(reactor) => {
+            if let Err(err) = reactor.waker.wake() {
+                log!(Level::Error, "cannot wake the event thread: {err}");
+            }
+        }
+        Err(err) => log!(Level::Error, "sid {}: no timer: {err}", socket.sid()),
+    }
+}
+
+/// Runs the timers that are due; returns the next time one is.
+fn run_timers(timers: &mut HashMap<i32, Instant>, now: Instant) -> Option<Instant> {
+    for sid in NEW_TIMERS.lock().drain(..) {
+        timers.insert(sid, now);
+    }
+    timers.retain(|sid, due| {
+        if *due > now {
+            return true;
+        }
+        match table::lookup(*sid).ok().and_then(|socket| socket.on_timer(now)) {
+            Some(next) => {
+                *due = next;
+                true
+            }
+            None => false,
+        }
+    });
+    timers.values().min().copied()
+}
+
 /// Whether the event thread sweeps for corked bytes (see [`arm_cork_sweep`]).
 static SWEEP_ARMED: AtomicBool = AtomicBool::new(false);
 
@@ -158,8 +196,15 @@ fn run(mut poll: Poll, reactor: &Reactor) {
     let mut events = Events::with_capacity(256);
     let mut watched: HashMap<usize, Watch> = HashMap::new();
     let mut last_sweep = Instant::now();
+    let mut timers: HashMap<i32, Instant> = HashMap::new();
+    let mut next_timer: Option<Instant> = None;
     loop {
-        let timeout = SWEEP_ARMED.load(SeqCst).then_some(SWEEP_INTERVAL);
+        let sweep = SWEEP_ARMED.load(SeqCst).then_some(SWEEP_INTERVAL);
+        let until_timer = next_timer.map(|due| due.saturating_duration_since(Instant::now()));
+        let timeout = match (sweep, until_timer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if let Err(err) = poll.poll(&mut events, timeout) {
             if err.kind() != std::io::ErrorKind::Interrupted {
                 log!(Level::Warn, "event thread: poll failed: {err}; retrying");
@@ -187,6 +232,9 @@ fn run(mut poll: Poll, reactor: &Reactor) {
             }
         }
         let now = Instant::now();
+        if woken || next_timer.is_some_and(|due| due <= now) {
+            next_timer = run_timers(&mut timers, now);
+        }
         if SWEEP_ARMED.load(SeqCst) && now.duration_since(last_sweep) >= SWEEP_INTERVAL {
             last_sweep = now;
             sweep_corks(&reactor.registry, &mut watched, now);

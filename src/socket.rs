@@ -29,6 +29,7 @@ use crate::{
     reactor,
     sys::{self, LazyEventFd, syscall},
     tls::TlsLayer,
+    ws::WsLayer,
 };
 
 /// An open socket. Lives in the sid table until closed, and as long as any call uses it.
@@ -56,6 +57,8 @@ pub(crate) struct Socket {
     corked: AtomicBool,
     /// The TLS layer of an `XS_PROTO_TLS` socket.
     tls: Option<Box<TlsLayer>>,
+    /// The WebSocket layer of an `XS_PROTO_WS` or `XS_PROTO_WS_RAW` socket.
+    ws: Option<Box<WsLayer>>,
     /// Whether this socket waits in the event thread's attention list.
     pub(crate) attention_queued: AtomicBool,
 }
@@ -93,6 +96,7 @@ impl Socket {
             cork: ForkSafe::new(),
             corked: AtomicBool::new(false),
             tls: None,
+            ws: None,
             attention_queued: AtomicBool::new(false),
         }
     }
@@ -106,6 +110,26 @@ impl Socket {
     /// The TLS layer, for `XS_PROTO_TLS` sockets.
     pub(crate) fn tls(&self) -> Option<&TlsLayer> {
         self.tls.as_deref()
+    }
+
+    /// The same socket with a WebSocket layer.
+    pub(crate) fn with_ws(mut self, layer: WsLayer) -> Self {
+        self.ws = Some(Box::new(layer));
+        self
+    }
+
+    /// The WebSocket layer, for `XS_PROTO_WS` and `XS_PROTO_WS_RAW` sockets.
+    pub(crate) fn ws(&self) -> Option<&WsLayer> {
+        self.ws.as_deref()
+    }
+
+    /// Says whether a layer holds output for the event thread's sweep to write.
+    pub(crate) fn set_corked(&self, corked: bool) {
+        if corked && !self.corked.swap(true, SeqCst) {
+            reactor::arm_cork_sweep();
+        } else if !corked {
+            self.corked.store(false, SeqCst);
+        }
     }
 
     /// Whether the caller's `O_NONBLOCK` is set.
@@ -205,7 +229,11 @@ impl Socket {
         self.push_cork();
         // Closed first: a call woken by what the peer answers to close_notify sees it.
         self.closed.store(true, SeqCst);
-        if let Some(tls) = &self.tls {
+        if let Some(ws) = &self.ws {
+            // The close frame; the event thread waits for the peer's (see `is_corked`).
+            let lingering = ws.begin_close(self);
+            self.set_corked(lingering);
+        } else if let Some(tls) = &self.tls {
             // close_notify, as far as the kernel takes it now: close does not wait.
             let _ = tls.close_notify(self, false);
         }
@@ -301,6 +329,27 @@ impl Socket {
                     }
                     other => other?,
                 }
+            }
+        }
+        if let Some(ws) = &self.ws {
+            let in_progress = matches!(&outcome, Err(e) if e.os_errno() == Some(libc::EINPROGRESS));
+            if outcome.is_ok() || in_progress {
+                ws.start_client(self)?;
+            }
+            if outcome.is_ok() {
+                let deadline = match timeout_ms {
+                    0 => self.timeout_deadline(libc::SO_SNDTIMEO)?,
+                    ms => Some(started + Duration::from_millis(ms.into())),
+                };
+                match ws.handshake(self, deadline, !blocking) {
+                    Err(err) if !blocking && err.os_errno() == Some(libc::EAGAIN) => {
+                        return Err(Error::errno("connect", libc::EINPROGRESS));
+                    }
+                    other => other?,
+                }
+            }
+            if (outcome.is_ok() || in_progress) && ws.wants_timer() {
+                reactor::add_timer(self);
             }
         }
         outcome?;
@@ -424,10 +473,15 @@ impl Socket {
         len: usize,
         flags: i32,
     ) -> Result<isize> {
+        let dont_wait = self.is_nonblocking() || flags & libc::MSG_DONTWAIT != 0;
+        if let Some(ws) = &self.ws {
+            // SAFETY: the caller's contract; the layer reads the message itself.
+            let data = unsafe { user_bytes(buf, len) }?;
+            return ws.send(self, data, flags, dont_wait).map(|n| n as isize);
+        }
         if let Some(tls) = &self.tls {
             // SAFETY: the caller's contract; TLS reads the plaintext itself.
             let data = unsafe { user_bytes(buf, len) }?;
-            let dont_wait = self.is_nonblocking() || flags & libc::MSG_DONTWAIT != 0;
             return tls.send(self, data, dont_wait).map(|n| n as isize);
         }
         if self.sock_type == libc::SOCK_STREAM
@@ -523,7 +577,7 @@ impl Socket {
     /// `SO_SNDTIMEO`, woken by a close): before a shutdown, `sendto` or `sendmsg`,
     /// whose bytes must come after them. A broken connection drops the bytes.
     pub(crate) fn flush_cork(&self) -> Result<()> {
-        if !self.corked.load(SeqCst) {
+        if !self.corked.load(SeqCst) || self.ws.is_some() {
             return Ok(());
         }
         let mut slot = self.cork.write();
@@ -547,6 +601,11 @@ impl Socket {
 
     fn push_cork_if(&self, due: impl FnOnce(&Cork) -> bool) {
         if !self.corked.load(SeqCst) {
+            return;
+        }
+        if let Some(ws) = &self.ws {
+            let waiting = ws.push_output(self, self.is_closed());
+            self.set_corked(waiting);
             return;
         }
         let Some(mut slot) = self.cork.try_write() else { return };
@@ -594,6 +653,23 @@ impl Socket {
         Ok(())
     }
 
+    /// From the event thread: runs the layer's timer (the WebSocket heartbeat); the
+    /// next time it is due, `None` when it is no longer needed. A connection the
+    /// heartbeat declares dead wakes every call blocked on it.
+    pub(crate) fn on_timer(&self, now: Instant) -> Option<Instant> {
+        let ws = self.ws.as_deref().filter(|_| !self.is_closed())?;
+        let idle = self.waiters.load(SeqCst) == 0;
+        let (due, failed) = ws.tick(self, now, idle);
+        if failed {
+            if !idle {
+                // SAFETY: shutdown on a descriptor we own; wakes the blocked calls.
+                unsafe { libc::shutdown(self.raw_fd(), libc::SHUT_RDWR) };
+            }
+            self.notify.signal();
+        }
+        due
+    }
+
     /// Whether corked bytes wait for the kernel.
     pub(crate) fn is_corked(&self) -> bool {
         self.corked.load(SeqCst)
@@ -609,6 +685,10 @@ impl Socket {
         len: usize,
         flags: i32,
     ) -> Result<isize> {
+        if self.ws.is_some() {
+            // SAFETY: the caller's contract.
+            return unsafe { self.recv_message(buf, len, flags) }.map(|(n, _)| n as isize);
+        }
         if let Some(tls) = &self.tls {
             // SAFETY: the caller's contract; TLS writes the plaintext itself.
             let buf = unsafe { user_bytes_mut(buf, len) }?;
@@ -620,6 +700,24 @@ impl Socket {
             // SAFETY: pointers go to the kernel unchanged (caller's contract).
             unsafe { libc::recv(self.raw_fd(), buf, len, flags) }
         })
+    }
+
+    /// Receives from a message layer (WebSocket): the count as `recv` returns it, and
+    /// the `msg_flags` for `recvmsg` (`MSG_TRUNC`, `MSG_EOR`, `XS_MSG_TEXT`).
+    ///
+    /// # Safety
+    /// `buf` must be NULL or point to `len` writable bytes.
+    pub(crate) unsafe fn recv_message(
+        &self,
+        buf: *mut libc::c_void,
+        len: usize,
+        flags: i32,
+    ) -> Result<(usize, i32)> {
+        let ws = self.ws.as_deref().ok_or_else(|| Error::errno("recv", libc::EOPNOTSUPP))?;
+        // SAFETY: the caller's contract; the layer writes the bytes itself.
+        let buf = unsafe { user_bytes_mut(buf, len) }?;
+        let dont_wait = self.is_nonblocking() || flags & libc::MSG_DONTWAIT != 0;
+        ws.recv(self, buf, flags, dont_wait)
     }
 
     /// `sendto(2)`, never raising SIGPIPE.
@@ -634,7 +732,7 @@ impl Socket {
         to: *const libc::sockaddr,
         to_len: libc::socklen_t,
     ) -> Result<isize> {
-        if self.tls.is_some() {
+        if self.tls.is_some() || self.ws.is_some() {
             if !to.is_null() {
                 return Err(Error::errno("sendto", libc::EISCONN));
             }
@@ -660,7 +758,7 @@ impl Socket {
         from: *mut libc::sockaddr,
         from_len: *mut libc::socklen_t,
     ) -> Result<isize> {
-        if self.tls.is_some() {
+        if self.tls.is_some() || self.ws.is_some() {
             // A connected stream: no address to report, as for TCP.
             // SAFETY: the caller's contract.
             return unsafe { self.recv(buf, len, flags) };
@@ -677,6 +775,13 @@ impl Socket {
     /// # Safety
     /// `msg` is passed to the kernel as given; the kernel checks it.
     pub(crate) unsafe fn send_msg(&self, msg: *const libc::msghdr, flags: i32) -> Result<isize> {
+        if self.ws.is_some() {
+            // One message from all the pieces.
+            // SAFETY: the caller's contract.
+            let data = unsafe { gather(msg) }?;
+            // SAFETY: a live buffer of data.len() bytes.
+            return unsafe { self.send(data.as_ptr().cast(), data.len(), flags) };
+        }
         if self.tls.is_some() {
             return Err(Error::errno("sendmsg on a TLS socket (use xs_send)", libc::EOPNOTSUPP));
         }
@@ -692,6 +797,10 @@ impl Socket {
     /// # Safety
     /// `msg` is passed to the kernel as given; the kernel checks it.
     pub(crate) unsafe fn recv_msg(&self, msg: *mut libc::msghdr, flags: i32) -> Result<isize> {
+        if self.ws.is_some() {
+            // SAFETY: the caller's contract.
+            return unsafe { self.recv_msg_layered(msg, flags) };
+        }
         if self.tls.is_some() {
             return Err(Error::errno("recvmsg on a TLS socket (use xs_recv)", libc::EOPNOTSUPP));
         }
@@ -702,8 +811,58 @@ impl Socket {
         })
     }
 
+    /// `recvmsg` on a message layer: one receive scattered over the iovecs, with
+    /// `msg_flags` from the layer; no address or control data.
+    unsafe fn recv_msg_layered(&self, msg: *mut libc::msghdr, flags: i32) -> Result<isize> {
+        if msg.is_null() {
+            return Err(Error::NullPointer("msg"));
+        }
+        // SAFETY: non-NULL; the caller promises a valid msghdr.
+        let hdr = unsafe { &mut *msg };
+        // SAFETY: the caller promises msg_iov holds msg_iovlen entries.
+        let iovs = unsafe { iovecs(hdr.msg_iov, hdr.msg_iovlen) }?;
+        let total: usize = iovs.iter().map(|v| v.iov_len).sum();
+        let (n, msg_flags) = if let [one] = iovs {
+            // SAFETY: the caller promises iov_base holds iov_len writable bytes.
+            unsafe { self.recv_message(one.iov_base, one.iov_len, flags) }?
+        } else {
+            let mut data = vec![0u8; total];
+            // SAFETY: a live buffer of `total` bytes.
+            let got = unsafe { self.recv_message(data.as_mut_ptr().cast(), total, flags) }?;
+            let mut at = 0;
+            for iov in iovs {
+                let take = iov.iov_len.min(got.0.min(total) - at);
+                if take > 0 {
+                    // SAFETY: the caller promises iov_base holds iov_len writable bytes.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            data[at..].as_ptr(),
+                            iov.iov_base.cast(),
+                            take,
+                        )
+                    };
+                }
+                at += take;
+            }
+            got
+        };
+        hdr.msg_namelen = 0;
+        hdr.msg_controllen = 0;
+        hdr.msg_flags = msg_flags;
+        Ok(n as isize)
+    }
+
     /// `shutdown(2)`. Corked bytes go first (before the FIN); this may wait for room.
     pub(crate) fn shutdown(&self, how: i32) -> Result<()> {
+        if let Some(ws) = &self.ws {
+            // The close frame; the transport ends once the peer's close arrives.
+            if how != libc::SHUT_RD {
+                ws.shutdown_write(self)?;
+            }
+            if how == libc::SHUT_WR {
+                return Ok(());
+            }
+        }
         if how != libc::SHUT_RD {
             self.flush_cork()?;
             if let Some(tls) = &self.tls {
@@ -786,6 +945,44 @@ unsafe fn user_bytes_mut<'a>(buf: *mut libc::c_void, len: usize) -> Result<&'a m
     }
     // SAFETY: non-NULL, and the caller promises `len` writable bytes.
     Ok(unsafe { std::slice::from_raw_parts_mut(buf.cast(), len) })
+}
+
+/// The iovecs of a msghdr; NULL is `EFAULT` unless there are none.
+///
+/// # Safety
+/// `iov` must be NULL or point to `len` iovecs.
+unsafe fn iovecs<'a>(iov: *mut libc::iovec, len: usize) -> Result<&'a [libc::iovec]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if iov.is_null() {
+        return Err(Error::NullPointer("msg_iov"));
+    }
+    if len > libc::UIO_MAXIOV as usize {
+        return Err(Error::InvalidArgument("msg_iovlen over IOV_MAX".into()));
+    }
+    // SAFETY: non-NULL, and the caller promises `len` iovecs.
+    Ok(unsafe { std::slice::from_raw_parts(iov, len) })
+}
+
+/// The bytes a msghdr's iovecs describe, in one buffer.
+///
+/// # Safety
+/// `msg` must be NULL or a valid msghdr whose iovecs point to readable bytes.
+unsafe fn gather(msg: *const libc::msghdr) -> Result<Vec<u8>> {
+    if msg.is_null() {
+        return Err(Error::NullPointer("msg"));
+    }
+    // SAFETY: non-NULL; the caller promises a valid msghdr.
+    let hdr = unsafe { &*msg };
+    // SAFETY: the caller promises msg_iov holds msg_iovlen entries.
+    let iovs = unsafe { iovecs(hdr.msg_iov, hdr.msg_iovlen) }?;
+    let mut data = Vec::with_capacity(iovs.iter().map(|v| v.iov_len).sum());
+    for iov in iovs {
+        // SAFETY: the caller promises iov_base holds iov_len readable bytes.
+        data.extend_from_slice(unsafe { user_bytes(iov.iov_base, iov.iov_len) }?);
+    }
+    Ok(data)
 }
 
 /// `send` flags for handing corked bytes over.

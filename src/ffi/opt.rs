@@ -6,13 +6,23 @@ use libc::socklen_t;
 
 use super::{
     ffi_call, non_null, socket_of,
-    types::{XS_SOL_TLS, XS_SOL_XSOCKET},
+    types::{XS_SOL_TLS, XS_SOL_WS, XS_SOL_XSOCKET},
 };
-use crate::{error::Error, options, socket::Socket, sys::syscall, tls::TlsLayer};
+use crate::{error::Error, options, socket::Socket, sys::syscall, tls::TlsLayer, ws::WsLayer};
 
 /// The TLS layer of a socket, for `XS_SOL_TLS` options.
 fn tls_of(socket: &Socket) -> crate::error::Result<&TlsLayer> {
     socket.tls().ok_or(Error::OptionNotSupported { level: XS_SOL_TLS, name: 0 })
+}
+
+/// The WebSocket layer of a socket, for `XS_SOL_WS` options.
+fn ws_of(socket: &Socket) -> crate::error::Result<&WsLayer> {
+    socket.ws().ok_or(Error::OptionNotSupported { level: XS_SOL_WS, name: 0 })
+}
+
+/// Whether a level is one of xsocket's own (not the kernel's).
+fn own_level(level: c_int) -> bool {
+    matches!(level, XS_SOL_XSOCKET | XS_SOL_TLS | XS_SOL_WS)
 }
 
 /// Sets a socket option, as `setsockopt(2)`.
@@ -40,7 +50,7 @@ pub unsafe extern "C" fn xs_setsockopt(
 ) -> c_int {
     ffi_call!("xs_setsockopt", {
         let socket = socket_of(sid)?;
-        if level != XS_SOL_XSOCKET && level != XS_SOL_TLS {
+        if !own_level(level) {
             syscall!("setsockopt", setsockopt(socket.raw_fd(), level, optname, optval, optlen))?;
             return Ok(0);
         }
@@ -55,6 +65,8 @@ pub unsafe extern "C" fn xs_setsockopt(
         };
         if level == XS_SOL_TLS {
             tls_of(&socket)?.set_option(optname, value)?;
+        } else if level == XS_SOL_WS {
+            ws_of(&socket)?.set_option(optname, value)?;
         } else {
             options::set(&socket, optname, value)?;
         }
@@ -83,12 +95,23 @@ pub unsafe extern "C" fn xs_getsockopt(
 ) -> c_int {
     ffi_call!("xs_getsockopt", {
         let socket = socket_of(sid)?;
-        if level != XS_SOL_XSOCKET && level != XS_SOL_TLS {
+        if !own_level(level) {
             syscall!("getsockopt", getsockopt(socket.raw_fd(), level, optname, optval, optlen))?;
-            // A TLS handshake that failed after a non-blocking connect reports like the
+            // A layer runs over a kernel stream: SO_TYPE is the delivery asked for.
+            if (level, optname) == (libc::SOL_SOCKET, libc::SO_TYPE) && socket.ws().is_some() {
+                // SAFETY: the kernel just wrote an int there, so it is valid for one.
+                unsafe { optval.cast::<c_int>().write_unaligned(socket.sock_type()) };
+            }
+            // A handshake that failed after a non-blocking connect reports like the
             // connect would have: through SO_ERROR, once.
+            let layer_error = || {
+                socket
+                    .ws()
+                    .and_then(WsLayer::take_error)
+                    .or_else(|| socket.tls().and_then(TlsLayer::take_error))
+            };
             if (level, optname) == (libc::SOL_SOCKET, libc::SO_ERROR)
-                && let Some(errno) = socket.tls().and_then(TlsLayer::take_error)
+                && let Some(errno) = layer_error()
             {
                 // SAFETY: the kernel just wrote an int there, so it is valid for one.
                 unsafe {
@@ -103,8 +126,12 @@ pub unsafe extern "C" fn xs_getsockopt(
         non_null(optval, "optval")?;
         // SAFETY: non-NULL, and the caller promises it is valid.
         let room = unsafe { *optlen } as usize;
-        if level == XS_SOL_TLS {
-            let value = tls_of(&socket)?.option(optname)?;
+        if level == XS_SOL_TLS || level == XS_SOL_WS {
+            let value = if level == XS_SOL_TLS {
+                tls_of(&socket)?.option(optname)?
+            } else {
+                ws_of(&socket)?.option(optname)?
+            };
             if room < value.len() {
                 return Err(Error::InvalidArgument(
                     format!("optlen {room} is too small for {} bytes", value.len()).into(),

@@ -40,6 +40,8 @@ pub(crate) use self::options::TlsOptions;
 use crate::{
     error::{Error, Result},
     ffi::types::*,
+    lower::Io,
+    poll::PollPlan,
     socket::Socket,
 };
 
@@ -473,6 +475,51 @@ impl TlsLayer {
         }
     }
 
+    /// Reads plaintext without waiting (moving the handshake on first), for a layer
+    /// above TLS: `Done(0)` when the peer ended the stream with close_notify.
+    pub(crate) fn read_now(&self, socket: &Socket, buf: &mut [u8]) -> Result<Io> {
+        let fd = socket.raw_fd();
+        let mut guard = self.session.lock();
+        let session = guard.as_mut().ok_or_else(not_connected)?;
+        if let Some(events) = session.handshake_step(fd)? {
+            return Ok(Io::Wait(events));
+        }
+        session.write_out(fd)?;
+        loop {
+            let ended = session.fill_plain(buf.len())?;
+            if !session.plain.is_empty() {
+                return Ok(Io::Done(session.deliver(buf, 0)));
+            }
+            if ended {
+                return Ok(Io::Done(0));
+            }
+            match session.read_in(fd)? {
+                Input::Progress | Input::Closed => {}
+                Input::Empty => return Ok(Io::Wait(libc::POLLIN)),
+            }
+        }
+    }
+
+    /// Writes plaintext without waiting (moving the handshake on first), for a layer
+    /// above TLS: how much rustls took.
+    pub(crate) fn write_now(&self, socket: &Socket, data: &[u8]) -> Result<Io> {
+        let fd = socket.raw_fd();
+        let mut guard = self.session.lock();
+        let session = guard.as_mut().ok_or_else(not_connected)?;
+        if let Some(events) = session.handshake_step(fd)? {
+            return Ok(Io::Wait(events));
+        }
+        session.write_out(fd)?;
+        let taken = session.conn.writer().write(data).map_err(|e| io_error("tls", e))?;
+        session.write_out(fd)?;
+        Ok(if taken == 0 && !data.is_empty() { Io::Wait(libc::POLLOUT) } else { Io::Done(taken) })
+    }
+
+    /// Whether encrypted records wait for the kernel.
+    pub(crate) fn holds_output(&self) -> bool {
+        self.session.lock().as_ref().is_some_and(|s| s.conn.wants_write())
+    }
+
     /// Sends close_notify; with `wait`, until it is with the kernel.
     pub(crate) fn close_notify(&self, socket: &Socket, wait: bool) -> Result<()> {
         let fd = socket.raw_fd();
@@ -521,18 +568,6 @@ impl TlsLayer {
         session.reported = true;
         Some(errno)
     }
-}
-
-/// How `xs_poll` treats a TLS socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PollPlan {
-    /// Established (or not connected): the kernel's events, plus these (`POLLIN` for
-    /// plaintext already decrypted).
-    Ready(i16),
-    /// The handshake waits for these kernel events; nothing to report to the caller.
-    Handshaking(i16),
-    /// The handshake failed: report `POLLERR` (read the reason with `SO_ERROR`).
-    Failed,
 }
 
 fn not_connected() -> Error {
