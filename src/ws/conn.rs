@@ -811,4 +811,119 @@ mod tests {
         let (_, got) = recv(&mut server, 10).expect("message");
         assert_eq!(got, Received::Bytes { copied: 0, full: 0, text: false, last: true });
     }
+
+    /// A message to send: text or binary, its bytes, and whether a ping goes first.
+    fn message_strategy() -> impl proptest::strategy::Strategy<Value = (bool, Vec<u8>, bool)> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (proptest::collection::vec(any::<u8>(), 0..300), any::<bool>())
+                .prop_map(|(v, ping)| (false, v, ping)),
+            ("\\PC{0,60}", any::<bool>()).prop_map(|(s, ping)| (true, s.into_bytes(), ping)),
+        ]
+    }
+
+    /// Feeds `bytes` to `conn` in the pieces `cuts` make, taking every delivery;
+    /// returns the messages (joined from pieces in byte mode), or the first error.
+    fn deliver_in_pieces(
+        conn: &mut Conn,
+        bytes: &[u8],
+        cuts: &[usize],
+    ) -> Result<Vec<(bool, Vec<u8>)>, Error> {
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+        cuts.push(bytes.len());
+        cuts.sort_unstable();
+        let (mut at, mut out, mut current) = (0, Vec::new(), Vec::new());
+        let mut buf = vec![0u8; 1 << 16];
+        for cut in cuts {
+            conn.input.extend(&bytes[at..cut]);
+            at = cut;
+            while let Some(got) = conn.receive(&mut buf, false)? {
+                match got {
+                    Received::Bytes { copied, text, last, .. } => {
+                        current.extend_from_slice(&buf[..copied]);
+                        if last {
+                            out.push((text, std::mem::take(&mut current)));
+                        }
+                    }
+                    Received::End => return Ok(out),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    proptest::proptest! {
+        /// Any split of a valid byte stream, in either delivery mode and with any
+        /// fragment size, gives the messages sent, in order, with their types.
+        #[test]
+        fn any_split_gives_the_messages_sent(
+            sent in proptest::collection::vec(message_strategy(), 1..12),
+            cuts in proptest::collection::vec(0usize..100_000, 0..40),
+            fragment in 0usize..70,
+            messages: bool,
+        ) {
+            let (mut client, mut server) = pair(messages);
+            client.config.fragment_size = fragment;
+            for (text, data, ping) in &sent {
+                if *ping {
+                    client.queue_frame(frame::OP_PING, b"p");
+                }
+                client.send(data, *text).expect("valid message");
+            }
+            let bytes = client.output.pending().to_vec();
+            let got = deliver_in_pieces(&mut server, &bytes, &cuts).expect("valid stream");
+            // Byte mode skips empty messages (they carry no bytes).
+            let expected: Vec<(bool, Vec<u8>)> = sent
+                .iter()
+                .filter(|(_, data, _)| messages || !data.is_empty())
+                .map(|(text, data, _)| (*text, data.clone()))
+                .collect();
+            proptest::prop_assert_eq!(got, expected);
+            let pings = sent.iter().filter(|m| m.2).count();
+            // Every ping was answered: each pong is 3 bytes (2 of header, "p").
+            proptest::prop_assert_eq!(server.output.len(), 3 * pings);
+        }
+
+        /// Random bytes never panic, in any role or mode, through the handshake or
+        /// not; a failure stays failed.
+        #[test]
+        fn random_bytes_never_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000),
+            cuts in proptest::collection::vec(0usize..3000, 0..10),
+            server_role: bool,
+            messages: bool,
+            handshake: u8,
+        ) {
+            let role = if server_role { Role::Server } else { Role::Client };
+            let now = Instant::now();
+            let mut conn = match handshake % 3 {
+                0 => Conn::new(config(role, messages), now),
+                1 => Conn::server_handshake(config(Role::Server, messages), ServerPolicy::default(), now),
+                _ => {
+                    let request = ClientRequest {
+                        host: "h".into(),
+                        path: "/".into(),
+                        origin: None,
+                        protocols: vec!["p".into()],
+                        key: "dGhlIHNhbXBsZSBub25jZQ==".into(),
+                    };
+                    Conn::client_handshake(config(Role::Client, messages), request, now)
+                }
+            };
+            let outcome = if conn.handshaking() {
+                conn.input.extend(&bytes);
+                match conn.drive_handshake() {
+                    Ok(true) => deliver_in_pieces(&mut conn, &[], &cuts).map(drop),
+                    Ok(false) => Ok(()),
+                    Err(err) => Err(err),
+                }
+            } else {
+                deliver_in_pieces(&mut conn, &bytes, &cuts).map(drop)
+            };
+            if outcome.is_err() {
+                proptest::prop_assert!(conn.failure().is_some());
+                proptest::prop_assert!(conn.receive(&mut [0; 8], false).is_err() || conn.handshaking());
+            }
+        }
+    }
 }
