@@ -21,7 +21,9 @@
  *   3. Unix stream echo over a socket path in a temporary directory.
  *   4. TLS echo: the TCP echo again with protocol XS_PROTO_TLS, a certificate made by
  *      the openssl tool, and the connection's TLS parameters read back.
- *   5. An error: connecting to a closed port gives ECONNREFUSED, and its detail.
+ *   5. WebSocket echo: ws:// URLs (HTTP Upgrade, RFC 6455 frames) with SOCK_SEQPACKET
+ *      delivery, one message per xs_send/xs_recv, text and binary, and the close code.
+ *   6. An error: connecting to a closed port gives ECONNREFUSED, and its detail.
  *
  * Build and run:  make demo
  */
@@ -341,6 +343,74 @@ static void unix_echo(void) {
     /* remove_tmp() deletes the socket file and the directory when the demo exits. */
 }
 
+/* ----- WebSocket: ws:// URLs, one message per call ------------------------------ */
+
+/* Server thread: accepts one WebSocket client and echoes each message with its type. */
+static void *ws_echo_server(void *arg) {
+    int listener = *(int *)arg;
+    /* The HTTP Upgrade handshake is done when xs_accept returns. */
+    int conn = TRY(xs_accept(listener, NULL, NULL));
+    char path[64] = {0};
+    socklen_t pathlen = sizeof path - 1;
+    TRY(xs_getsockopt(conn, XS_SOL_WS, XS_WS_REQUEST_PATH, path, &pathlen));
+    printf("ws: server: client asked for %s\n", path);
+    char buf[512];
+    for (;;) {
+        /* SOCK_SEQPACKET: one xs_recvmsg is one whole message; msg_flags tells text. */
+        struct iovec iov = {buf, sizeof buf};
+        struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+        ssize_t n = TRY(xs_recvmsg(conn, &msg, 0));
+        if (n == 0) break; /* the client's close frame */
+        int text = msg.msg_flags & XS_MSG_TEXT;
+        TRY(xs_send(conn, buf, (size_t)n, text ? XS_MSG_TEXT : 0));
+    }
+    int code = 0;
+    socklen_t len = sizeof code;
+    TRY(xs_getsockopt(conn, XS_SOL_WS, XS_WS_PEER_CLOSE_CODE, &code, &len));
+    printf("ws: server: client closed with code %d\n", code);
+    TRY(xs_close(conn));
+    return NULL;
+}
+
+static void ws_echo(void) {
+    /* ws:// URLs make SOCK_SEQPACKET sockets: whole messages in and out. */
+    int listener = TRY(xs_listen_url("ws://127.0.0.1:0", 4));
+    struct sockaddr_storage where;
+    socklen_t wherelen = sizeof where;
+    TRY(xs_getsockname(listener, (struct sockaddr *)&where, &wherelen));
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, ws_echo_server, &listener) != 0) die("%s", "pthread_create");
+
+    char url[128];
+    snprintf(url, sizeof url, "ws://127.0.0.1:%u/echo",
+             ntohs(((struct sockaddr_in *)&where)->sin_port));
+    int sid = TRY(xs_dial(url)); /* TCP connect + HTTP Upgrade */
+    printf("ws: client: connected to %s\n", url);
+
+    const char *text = "hello, websocket \xe2\x9c\x93"; /* UTF-8 */
+    TRY(xs_send(sid, text, strlen(text), XS_MSG_TEXT));
+    char buf[512];
+    struct iovec iov = {buf, sizeof buf - 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    ssize_t n = TRY(xs_recvmsg(sid, &msg, 0));
+    buf[n] = 0;
+    printf("ws: client: echo of %zd bytes, %s: \"%s\"\n", n,
+           msg.msg_flags & XS_MSG_TEXT ? "text" : "binary", buf);
+    if ((size_t)n != strlen(text) || !(msg.msg_flags & XS_MSG_TEXT)) die("%s", "ws text echo wrong");
+
+    const unsigned char blob[3] = {0x00, 0xff, 0x7f};
+    TRY(xs_send(sid, blob, sizeof blob, 0));
+    msg.msg_flags = 0;
+    n = TRY(xs_recvmsg(sid, &msg, 0));
+    printf("ws: client: echo of %zd bytes, %s\n", n, msg.msg_flags & XS_MSG_TEXT ? "text" : "binary");
+    if (n != 3 || memcmp(buf, blob, 3) != 0 || (msg.msg_flags & XS_MSG_TEXT)) die("%s", "ws binary echo wrong");
+
+    /* xs_close sends the close frame (code 1000 unless XS_WS_CLOSE_CODE says otherwise). */
+    TRY(xs_close(sid));
+    pthread_join(thread, NULL);
+    TRY(xs_close(listener));
+}
+
 /* ----- an error ------------------------------------------------------------------ */
 
 static void error_example(void) {
@@ -383,6 +453,7 @@ int main(void) {
     } else {
         printf("tls: skipped (the openssl command could not make certificates)\n");
     }
+    ws_echo();
     error_example();
 
     printf("demo: all steps passed\n");

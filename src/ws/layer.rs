@@ -528,6 +528,9 @@ impl WsLayer {
         if !readable && conn.wants_input() && fill(socket, conn).map_or(true, |w| w.is_none()) {
             readable = conn.readable();
         }
+        // What decoding ahead queued (pongs, a close reply) goes out now.
+        let pending = flush(socket, conn).ok().flatten().or(pending);
+        socket.set_corked(!conn.output.is_empty());
         let mut ready = if readable { libc::POLLIN } else { 0 };
         if conn.failure_errno().is_some() {
             ready |= libc::POLLERR;
