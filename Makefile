@@ -24,7 +24,7 @@ VALGRIND   := valgrind -q --error-exitcode=99 --leak-check=full --suppressions=c
               --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
 
 .PHONY: all lib test rust-test lint header-check symbols-check c-test asan-test \
-        valgrind-test header-compile install install-test xscat-test py-test py-install-test demo bench measure-idle clean
+        valgrind-test header-compile install install-test xscat-test py-test py-install-test ws-test demo bench measure-idle clean
 
 all: lib $(BUILD)/xscat
 
@@ -38,7 +38,7 @@ $(LIBSO) $(LIBA) include/xsocket.h: lib
 # ----- tests -----
 
 test: lib header-check symbols-check lint rust-test c-test asan-test valgrind-test \
-      header-compile install-test xscat-test py-test py-install-test
+      header-compile install-test xscat-test py-test py-install-test ws-test
 	@echo "make test: all suites passed"
 
 rust-test:
@@ -93,6 +93,15 @@ header-compile: lib
 	$(CXX) -std=c++11 -Wall -Wextra -pedantic -Werror -Iinclude -o $(BUILD)/cxx_echo c-tests/cxx_echo.cpp \
 	  -L$(RELEASE) -lxsocket
 	$(RUN_SO) $(BUILD)/cxx_echo
+
+# WebSocket conformance (Autobahn-style groups 1-7 and 9, the handshake) and headless
+# Chromium against an xsocket echo server.
+$(BUILD)/ws_echo_server: tests/ws/ws_echo_server.c include/xsocket.h $(LIBSO)
+	@mkdir -p $(BUILD)
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(CWARN) $(CFLAGS) -Iinclude -o $@ $< -L$(RELEASE) -lxsocket -lpthread
+
+ws-test: $(BUILD)/ws_echo_server
+	python3 -m pytest -q tests/ws
 
 # ----- install -----
 

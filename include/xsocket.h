@@ -203,9 +203,13 @@
  *
  * `SOCK_SEQPACKET`: one `xs_send` sends one message and one `xs_recv` returns one
  * whole message (a short buffer truncates it and reports `MSG_TRUNC`, as for
- * datagrams). `SOCK_STREAM`: one `xs_send` still sends one message, and `xs_recv`
+ * datagrams; a zero-length message reads as 0, as on a kernel `SOCK_SEQPACKET`:
+ * `xs_recvmsg`'s `MSG_EOR`, or `XS_WS_PEER_CLOSE_CODE` still 0, tells it from the
+ * peer's close). `SOCK_STREAM`: one `xs_send` still sends one message, and `xs_recv`
  * returns payload bytes as they arrive, never across the end of a message
- * (`xs_recvmsg` sets `MSG_EOR` on the bytes that end one). Text or binary: send
+ * (`xs_recvmsg` sets `MSG_EOR` on the bytes that end one; a message ending in an
+ * empty frame that arrives on its own shows no `MSG_EOR`). `MSG_MORE` keeps
+ * messages queued (up to 64 KiB) until a send without it, or at most 50 ms. Text or binary: send
  * with `XS_MSG_TEXT` for text; `xs_recvmsg` sets `XS_MSG_TEXT` in `msg_flags` for
  * text, and `XS_WS_RECV_TEXT` tells it after `xs_recv`. The peer's close makes
  * `xs_recv` return 0 once all data before it is read; a connection lost without a
@@ -219,7 +223,7 @@
 /**
  * `xs_send` flag on a WebSocket socket: send this message as text (it must be valid
  * UTF-8, else `EINVAL`); without it messages are binary. `xs_recvmsg` sets it in
- * `msg_flags` when the message received is text.
+ * `msg_flags` when the message received is text. Other sockets ignore it.
  */
 #define XS_MSG_TEXT 268435456
 

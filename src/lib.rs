@@ -26,6 +26,7 @@ mod endpoint;
 mod error;
 pub mod ffi;
 mod fork;
+mod handshakes;
 mod log;
 mod lower;
 mod open;

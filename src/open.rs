@@ -72,8 +72,10 @@ pub(crate) fn open(domain: i32, r#type: i32, protocol: i32) -> Result<Arc<Socket
 }
 
 /// Accepts a connection on a listening socket as `xs_accept4` does, and puts it in the
-/// sid table. On a TLS listener that blocks, the handshake is done before it returns
-/// (see `tls.rs`); a failed handshake is `ECONNABORTED`.
+/// sid table. On a blocking TLS or WebSocket listener the handshake is done before
+/// it returns (see `handshakes.rs`: handshakes run side by side, and one that fails
+/// is `ECONNABORTED`); a non-blocking one returns at once and the handshake moves on
+/// with later calls.
 ///
 /// # Safety
 /// `addr` and `len` are passed to the kernel as given; the kernel checks them.
@@ -83,9 +85,32 @@ pub(crate) unsafe fn accept(
     len: *mut libc::socklen_t,
     flags: i32,
 ) -> Result<Arc<Socket>> {
+    let nonblocking = flags & libc::SOCK_NONBLOCK != 0;
+    let layered = listener.tls().is_some() || listener.ws().is_some();
+    if layered && !listener.is_nonblocking() {
+        let timeout = crate::tls::accept_timeout(listener.connect_timeout_ms());
+        let socket = listener.handshakes().accept(listener, timeout, |fd| {
+            let socket = adopt(listener, fd, false)?;
+            start_layers(listener, &socket)?;
+            Ok(socket)
+        })?;
+        socket.set_nonblocking(nonblocking)?;
+        if !addr.is_null() {
+            // The address of the connection returned, which need not be the first taken.
+            syscall!("getpeername", getpeername(socket.raw_fd(), addr, len))?;
+        }
+        return Ok(socket);
+    }
     // SAFETY: the caller's contract.
     let fd = unsafe { listener.accept(addr, len, flags)? };
-    let nonblocking = flags & libc::SOCK_NONBLOCK != 0;
+    let socket = adopt(listener, fd, nonblocking)?;
+    let pending = Pending(Some(socket));
+    start_layers(listener, pending.0.as_ref().expect("set above"))?;
+    Ok(pending.done())
+}
+
+/// Puts an accepted kernel socket in the table with the listener's layers.
+fn adopt(listener: &Socket, fd: OwnedFd, nonblocking: bool) -> Result<Arc<Socket>> {
     let (domain, sock_type) = (listener.domain(), listener.sock_type());
     let socket = table::TABLE.write().insert(|sid| {
         let mut socket = Socket::new(sid, fd, domain, sock_type, nonblocking);
@@ -99,32 +124,22 @@ pub(crate) unsafe fn accept(
     });
     let peer = addr::of_socket(socket.raw_fd(), true);
     log!(Level::Debug, "sid {}: accepted {peer} on sid {}", socket.sid(), listener.sid());
-    let pending = Pending(Some(socket));
-    let sock = pending.0.as_ref().expect("set above");
-    let blocking = !listener.is_nonblocking();
-    let timeout_ms = listener.connect_timeout_ms();
-    let deadline = (blocking && (sock.tls().is_some() || sock.ws().is_some()))
-        .then(|| crate::tls::accept_deadline(timeout_ms));
-    let aborted = |what: &str, err: Error| {
-        Error::errno(format!("{what} with {peer} failed ({err})"), libc::ECONNABORTED)
-    };
-    if let (Some(listening), Some(tls)) = (listener.tls(), sock.tls()) {
+    Ok(socket)
+}
+
+/// Starts the server side of an accepted socket's layers (their handshakes move on
+/// with later calls).
+fn start_layers(listener: &Socket, socket: &Socket) -> Result<()> {
+    if let (Some(listening), Some(tls)) = (listener.tls(), socket.tls()) {
         tls.start_server(listening)?;
-        if let Some(deadline) = deadline {
-            tls.handshake(sock, Some(deadline), false).map_err(|e| aborted("tls handshake", e))?;
-        }
     }
-    if let Some(ws) = sock.ws() {
+    if let Some(ws) = socket.ws() {
         ws.start_server();
-        if let Some(deadline) = deadline {
-            ws.handshake(sock, Some(deadline), false)
-                .map_err(|e| aborted("websocket handshake", e))?;
-        }
         if ws.wants_timer() {
-            crate::reactor::add_timer(sock);
+            crate::reactor::add_timer(socket);
         }
     }
-    Ok(pending.done())
+    Ok(())
 }
 
 /// Removes a half-made socket from the table unless [`Pending::done`] is called.

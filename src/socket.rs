@@ -25,6 +25,7 @@ use crate::{
     cork::Cork,
     error::{Error, Result},
     fork::ForkSafe,
+    handshakes::Handshakes,
     log::{self, Level},
     reactor,
     sys::{self, LazyEventFd, syscall},
@@ -59,6 +60,8 @@ pub(crate) struct Socket {
     tls: Option<Box<TlsLayer>>,
     /// The WebSocket layer of an `XS_PROTO_WS` or `XS_PROTO_WS_RAW` socket.
     ws: Option<Box<WsLayer>>,
+    /// A layered listener's handshakes in progress (see `handshakes.rs`).
+    handshakes: Handshakes,
     /// Whether this socket waits in the event thread's attention list.
     pub(crate) attention_queued: AtomicBool,
 }
@@ -97,6 +100,7 @@ impl Socket {
             corked: AtomicBool::new(false),
             tls: None,
             ws: None,
+            handshakes: Handshakes::default(),
             attention_queued: AtomicBool::new(false),
         }
     }
@@ -121,6 +125,24 @@ impl Socket {
     /// The WebSocket layer, for `XS_PROTO_WS` and `XS_PROTO_WS_RAW` sockets.
     pub(crate) fn ws(&self) -> Option<&WsLayer> {
         self.ws.as_deref()
+    }
+
+    /// A layered listener's handshakes in progress.
+    pub(crate) fn handshakes(&self) -> &Handshakes {
+        &self.handshakes
+    }
+
+    /// Moves a layer's handshake on without waiting: `None` once done (or when there
+    /// is none), else the kernel events it waits for.
+    pub(crate) fn handshake_step(&self) -> Result<Option<i16>> {
+        if let Some(ws) = &self.ws {
+            // Drives TLS under it too.
+            return ws.handshake_poll(self);
+        }
+        match &self.tls {
+            Some(tls) => tls.handshake_poll(self),
+            None => Ok(None),
+        }
     }
 
     /// Says whether a layer holds output for the event thread's sweep to write.
@@ -242,6 +264,7 @@ impl Socket {
             // SAFETY: shutdown on a descriptor we own.
             unsafe { libc::shutdown(self.raw_fd(), libc::SHUT_RDWR) };
         }
+        self.handshakes.abandon();
         self.notify.signal();
         self.wake.signal();
     }
@@ -493,7 +516,7 @@ impl Socket {
         }
         self.blocking("send", || {
             // SAFETY: pointers go to the kernel unchanged (caller's contract).
-            unsafe { libc::send(self.raw_fd(), buf, len, flags | libc::MSG_NOSIGNAL) }
+            unsafe { libc::send(self.raw_fd(), buf, len, kernel_flags(flags)) }
         })
     }
 
@@ -521,7 +544,7 @@ impl Socket {
             msg.msg_iovlen = iov.len();
             let outcome = self.blocking("send", || {
                 // SAFETY: `msg` describes the two live buffers above.
-                unsafe { libc::sendmsg(self.raw_fd(), &msg, flags | libc::MSG_NOSIGNAL) }
+                unsafe { libc::sendmsg(self.raw_fd(), &msg, kernel_flags(flags)) }
             });
             match outcome {
                 Ok(n) => {
@@ -742,7 +765,7 @@ impl Socket {
         self.flush_cork()?;
         self.blocking("sendto", || {
             // SAFETY: pointers go to the kernel unchanged (caller's contract).
-            unsafe { libc::sendto(self.raw_fd(), buf, len, flags | libc::MSG_NOSIGNAL, to, to_len) }
+            unsafe { libc::sendto(self.raw_fd(), buf, len, kernel_flags(flags), to, to_len) }
         })
     }
 
@@ -788,7 +811,7 @@ impl Socket {
         self.flush_cork()?;
         self.blocking("sendmsg", || {
             // SAFETY: pointers go to the kernel unchanged (caller's contract).
-            unsafe { libc::sendmsg(self.raw_fd(), msg, flags | libc::MSG_NOSIGNAL) }
+            unsafe { libc::sendmsg(self.raw_fd(), msg, kernel_flags(flags)) }
         })
     }
 
@@ -983,6 +1006,12 @@ unsafe fn gather(msg: *const libc::msghdr) -> Result<Vec<u8>> {
         data.extend_from_slice(unsafe { user_bytes(iov.iov_base, iov.iov_len) }?);
     }
     Ok(data)
+}
+
+/// Send flags for the kernel: never SIGPIPE, and without xsocket's own flags
+/// (`XS_MSG_TEXT` means nothing to a kernel socket).
+fn kernel_flags(flags: i32) -> i32 {
+    (flags & !crate::ffi::types::XS_MSG_TEXT) | libc::MSG_NOSIGNAL
 }
 
 /// `send` flags for handing corked bytes over.

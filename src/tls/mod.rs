@@ -366,6 +366,12 @@ impl TlsLayer {
         Ok(())
     }
 
+    /// Moves the handshake on without waiting: `None` once done, else the kernel
+    /// events it waits for.
+    pub(crate) fn handshake_poll(&self, socket: &Socket) -> Result<Option<i16>> {
+        self.session.lock().as_mut().ok_or_else(not_connected)?.handshake_step(socket.raw_fd())
+    }
+
     /// Runs the handshake until done; waits (until `deadline`) unless `dont_wait`.
     pub(crate) fn handshake(
         &self,
@@ -374,13 +380,7 @@ impl TlsLayer {
         dont_wait: bool,
     ) -> Result<()> {
         loop {
-            let step = self
-                .session
-                .lock()
-                .as_mut()
-                .ok_or_else(not_connected)?
-                .handshake_step(socket.raw_fd());
-            let Some(events) = step? else { return Ok(()) };
+            let Some(events) = self.handshake_poll(socket)? else { return Ok(()) };
             if dont_wait {
                 return Err(would_block());
             }
@@ -574,12 +574,12 @@ fn not_connected() -> Error {
     Error::errno("tls", libc::ENOTCONN)
 }
 
-/// The default deadline of a server-side handshake.
-pub(crate) fn accept_deadline(timeout_ms: u32) -> Instant {
-    let timeout = if timeout_ms == 0 {
+/// How long a blocking `xs_accept` gives a client's handshake (TLS, WebSocket):
+/// the listener's `XS_SO_CONNECT_TIMEOUT`, else 10 s.
+pub(crate) fn accept_timeout(timeout_ms: u32) -> Duration {
+    if timeout_ms == 0 {
         ACCEPT_HANDSHAKE_TIMEOUT
     } else {
         Duration::from_millis(timeout_ms.into())
-    };
-    Instant::now() + timeout
+    }
 }

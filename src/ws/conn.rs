@@ -422,6 +422,9 @@ impl Conn {
                         buf[..copied].copy_from_slice(data);
                         self.input.consume(consumed);
                         self.last_text = text;
+                        // A message may end with an empty final frame: if it is here,
+                        // these bytes end the message.
+                        let last = last || self.take_empty_final()?;
                         return Ok(Some(Received::Bytes { copied, full: copied, text, last }));
                     }
                 }
@@ -431,6 +434,19 @@ impl Conn {
                     self.control(opcode, &payload);
                 }
             }
+        }
+    }
+
+    /// Takes an empty final frame that follows at once (see
+    /// [`Decoder::end_if_empty_final`]); whether there was one.
+    fn take_empty_final(&mut self) -> Result<bool, Error> {
+        match self.decoder.end_if_empty_final(self.input.pending()) {
+            Ok(Some(n)) => {
+                self.input.consume(n);
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(violation) => Err(self.violated(violation)),
         }
     }
 
@@ -688,6 +704,29 @@ mod tests {
         assert_eq!(
             (data.as_slice(), r),
             (&b"XY"[..], Received::Bytes { copied: 2, full: 2, text: true, last: true })
+        );
+    }
+
+    #[test]
+    fn byte_mode_sees_a_message_end_in_an_empty_final_frame() {
+        let (mut client, mut server) = pair(false);
+        client.encode(false, frame::OP_TEXT, b"hel");
+        client.queue_frame(frame::OP_PING, b"");
+        client.encode(false, frame::OP_CONTINUATION, b"lo");
+        client.encode(true, frame::OP_CONTINUATION, b"");
+        client.send(b"x", false).expect("send");
+        pump(&mut client, &mut server);
+        let mut pieces = Vec::new();
+        while let Some((data, Received::Bytes { last, text, .. })) = recv(&mut server, 100) {
+            pieces.push((data, text, last));
+        }
+        assert_eq!(
+            pieces,
+            vec![
+                (b"hel".to_vec(), true, false),
+                (b"lo".to_vec(), true, true),
+                (b"x".to_vec(), false, true)
+            ]
         );
     }
 

@@ -160,6 +160,24 @@ impl Decoder {
         self.payload(input, size, frame, max_data)
     }
 
+    /// Between the frames of a message: if `input` starts with an empty final
+    /// continuation frame, takes it, so the message is known to end with the bytes
+    /// already returned. Returns the bytes taken.
+    pub(crate) fn end_if_empty_final(&mut self, input: &[u8]) -> Result<Option<usize>, Violation> {
+        if self.frame.is_some() {
+            return Ok(None);
+        }
+        let Some(message) = self.message else { return Ok(None) };
+        let Ok(Some((header, size))) = Header::parse(input) else { return Ok(None) };
+        if header.opcode != frame::OP_CONTINUATION || !header.fin || header.len != 0 {
+            return Ok(None);
+        }
+        self.check(&header)?;
+        message.utf8.finish().map_err(|_| Violation::utf8())?;
+        self.message = None;
+        Ok(Some(size))
+    }
+
     /// Checks a header against the rules that do not need its payload.
     fn check(&self, header: &Header) -> Result<(), Violation> {
         if header.rsv != 0 {

@@ -269,6 +269,17 @@ impl WsLayer {
         }
     }
 
+    /// Moves the handshake on without waiting: `None` once done, else the kernel
+    /// events it waits for.
+    pub(crate) fn handshake_poll(&self, socket: &Socket) -> Result<Option<i16>> {
+        let mut guard = self.conn.lock();
+        let conn = guard.as_mut().ok_or_else(not_connected)?;
+        if !conn.handshaking() && conn.output.is_empty() {
+            return conn.failure().map_or(Ok(None), Err);
+        }
+        Self::handshake_step(socket, conn)
+    }
+
     /// Runs the handshake until done; waits (until `deadline`) unless `dont_wait`.
     pub(crate) fn handshake(
         &self,
@@ -277,15 +288,7 @@ impl WsLayer {
         dont_wait: bool,
     ) -> Result<()> {
         loop {
-            let step = {
-                let mut guard = self.conn.lock();
-                let conn = guard.as_mut().ok_or_else(not_connected)?;
-                if !conn.handshaking() && conn.output.is_empty() {
-                    return conn.failure().map_or(Ok(()), Err);
-                }
-                Self::handshake_step(socket, conn)?
-            };
-            let Some(events) = step else { return Ok(()) };
+            let Some(events) = self.handshake_poll(socket)? else { return Ok(()) };
             if dont_wait {
                 return Err(would_block());
             }
