@@ -342,6 +342,77 @@
 #define XS_WS_RECV_TEXT 25
 
 /**
+ * `protocol` for `xs_socket`: an smux session (stream multiplexing, wire-compatible
+ * with the Go library yddeng/smux, v1 and v2) over TCP, a Unix stream socket, or
+ * TLS with `XS_PROTO_SMUX | XS_PROTO_TLS`.
+ *
+ * A connected smux socket is a session; `xs_smux_open` opens a stream on it and
+ * `xs_accept` on it returns the streams the peer opened. An `xs_accept` on a
+ * listening smux socket returns sessions. Streams are sids that behave as TCP
+ * sockets do (blocking or not, timeouts, `MSG_PEEK`, `xs_poll`, `xs_shutdown`,
+ * `xs_close`), with these differences, from the wire format: there is no
+ * half-close (`xs_shutdown(SHUT_WR)` closes the stream for the peer too, though
+ * bytes already sent still arrive); closing the session, or losing its connection,
+ * makes every stream's `xs_recv` return what was received and then fail with
+ * `ECONNRESET`. A send bounded by `SO_SNDTIMEO` returns the bytes handed to the
+ * connection so far (they will arrive) and `EAGAIN` only when there were none.
+ */
+#define XS_PROTO_SMUX 2048
+
+/**
+ * Option level of the smux options (`XS_SMUX_*`): set them on the socket before
+ * `xs_connect`, or on the listening socket (sessions accepted inherit them).
+ */
+#define XS_SOL_SMUX 22614
+
+/**
+ * `int`, bytes: each stream's window, both ways (default 524288, as the Go
+ * library; both ends must agree). A stream's sender stops after this much
+ * unconfirmed data, and the receiver refuses more.
+ */
+#define XS_SMUX_WINDOW 1
+
+/**
+ * `int`: streams open at once on a session (default and most 65535); one more
+ * `xs_smux_open` fails with `EMFILE`, and a peer's extra opens are refused.
+ */
+#define XS_SMUX_MAX_STREAMS 2
+
+/**
+ * `int`: streams the peer opened that wait for `xs_accept` (default 1024); more
+ * are refused (the peer sees its stream closed at once).
+ */
+#define XS_SMUX_ACCEPT_BACKLOG 3
+
+/**
+ * `int`, milliseconds: send a PIN keepalive this often from the start (0, the
+ * default: only once the peer has sent one, every 10 s, as the Go library's v2
+ * expects; a v1 peer does not understand PIN).
+ */
+#define XS_SMUX_PIN_INTERVAL 4
+
+/**
+ * `int`, milliseconds: fail the session with `ETIMEDOUT` when nothing at all has
+ * come from the peer for this long (0, the default: never).
+ */
+#define XS_SMUX_IDLE_TIMEOUT 5
+
+/**
+ * `int`, read-only, on a stream: its wire id (1-65535), or 0 once closed both ways.
+ */
+#define XS_SMUX_STREAM_ID 20
+
+/**
+ * `int`, read-only, on a session: streams open (or waiting for the peer's FIN).
+ */
+#define XS_SMUX_STREAMS 21
+
+/**
+ * `int`, read-only, on a session: 1 when the peer sends PIN keepalives (a v2 peer).
+ */
+#define XS_SMUX_PEER_PINS 22
+
+/**
  * A log callback: `level` is one of `XS_LOG_ERROR` … `XS_LOG_TRACE`; `message` is
  * valid only during the call. It may be called from any thread, including
  * xsocket's event thread, and must not call `xs_set_logger`.
@@ -613,6 +684,36 @@ int xs_accept(int sid, struct sockaddr *addr, socklen_t *addrlen);
  * `addr` and `addrlen` must be NULL or valid for writing, as for `accept4(2)`.
  */
 int xs_accept4(int sid, struct sockaddr *addr, socklen_t *addrlen, int flags);
+
+/**
+ * Opens a stream on a connected smux session (`XS_PROTO_SMUX`) and returns its sid.
+ *
+ * The stream's SYN goes to the peer at once; data may follow right away. The new
+ * sid is blocking (set `O_NONBLOCK` with `xs_fcntl`) and behaves as a TCP socket
+ * (see `XS_PROTO_SMUX`).
+ *
+ * Returns the stream's sid, or -1 with errno: `EBADF`, `EINVAL` (not a connected
+ * smux session), `EMFILE` (every stream id in use, or `XS_SMUX_MAX_STREAMS`
+ * reached), `ECONNRESET` (the session has ended).
+ *
+ * # Safety
+ * Always safe to call.
+ */
+int xs_smux_open(int session);
+
+/**
+ * Tells whether the peer of a connected smux session speaks smux: sends the VRM
+ * probe (7 bytes) and waits at most `timeout_ms` for the right answer. A peer that
+ * does not speak smux sees only those 7 bytes; what it sends back ends the
+ * session (a session is for smux peers).
+ *
+ * Returns 1 (an smux peer), 0 (no answer in time, or a wrong one), or -1 with
+ * errno: `EBADF`, `EINVAL` (not a connected smux session, or negative timeout).
+ *
+ * # Safety
+ * Always safe to call.
+ */
+int xs_smux_probe(int session, int timeout_ms);
 
 /**
  * Connects the socket, as `connect(2)`.

@@ -2,13 +2,16 @@
 //!
 //! Schemes: `tcp://HOST:PORT`, `udp://HOST:PORT`, `unix:///PATH` (a filesystem path)
 //! and `unix://@NAME` (a Linux abstract name); `tls://HOST:PORT` and `tls+unix://…`
-//! are the same with the TLS layer on top. HOST is an IPv4 address, an IPv6
+//! are the same with the TLS layer on top; `ws://HOST[:PORT][/PATH]`, `wss://…`,
+//! `ws+unix://…`, `wss+unix://…`, `wsraw://HOST:PORT`, `wsraw+tls://…` and
+//! `wsraw+unix://…` with WebSocket; `smux+tcp://…`, `smux+tls://…`, `smux+unix://…`
+//! and `smux+tls+unix://…` with smux. HOST is an IPv4 address, an IPv6
 //! address in brackets, or a name to resolve (`localhost`). Parsing never resolves
 //! names; [`Endpoint::Net`] keeps the host as text for the caller to resolve.
 
 use crate::{
     error::{Error, Result},
-    ffi::types::{XS_PROTO_TLS, XS_PROTO_WS, XS_PROTO_WS_RAW},
+    ffi::types::{XS_PROTO_SMUX, XS_PROTO_TLS, XS_PROTO_WS, XS_PROTO_WS_RAW},
 };
 
 /// The longest Unix socket path, without the terminating NUL (`sizeof sun_path - 1`).
@@ -55,6 +58,10 @@ fn layers_of(scheme: &str) -> Option<(i32, &'static str)> {
         "wsraw" => (XS_PROTO_WS_RAW, "tcp"),
         "wsraw+tls" => (XS_PROTO_WS_RAW | XS_PROTO_TLS, "tcp"),
         "wsraw+unix" => (XS_PROTO_WS_RAW, "unix"),
+        "smux+tcp" => (XS_PROTO_SMUX, "tcp"),
+        "smux+tls" => (XS_PROTO_SMUX | XS_PROTO_TLS, "tcp"),
+        "smux+unix" => (XS_PROTO_SMUX, "unix"),
+        "smux+tls+unix" => (XS_PROTO_SMUX | XS_PROTO_TLS, "unix"),
         _ => return None,
     })
 }
@@ -141,7 +148,7 @@ impl Endpoint {
             }
             other => Err(invalid(&format!(
                 "scheme '{other}' is not supported (tcp, udp, unix, tls, tls+unix, ws, wss, \
-                 ws+unix, wss+unix, wsraw, wsraw+tls, wsraw+unix)"
+                 ws+unix, wss+unix, wsraw, wsraw+tls, wsraw+unix, smux+tcp, smux+tls, smux+unix, smux+tls+unix)"
             ))),
         }
     }

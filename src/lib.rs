@@ -33,7 +33,6 @@ mod open;
 mod options;
 mod poll;
 mod reactor;
-#[cfg(test)] // the sans-IO core, tested on its own; the layer that serves sids comes next (issue 6)
 mod smux;
 mod socket;
 mod sys;

@@ -11,9 +11,10 @@ use crate::{
     addr,
     endpoint::{Endpoint, Url},
     error::{Error, Result},
-    ffi::types::{XS_PROTO_TLS, XS_PROTO_WS, XS_PROTO_WS_RAW},
+    ffi::types::{XS_PROTO_SMUX, XS_PROTO_TLS, XS_PROTO_WS, XS_PROTO_WS_RAW},
     fork,
     log::{Level, log},
+    smux::SmuxLayer,
     socket::Socket,
     sys::{self, syscall},
     table,
@@ -33,9 +34,13 @@ pub(crate) fn open(domain: i32, r#type: i32, protocol: i32) -> Result<Arc<Socket
     }
     let layers = protocol & !0xff;
     let tls = layers & XS_PROTO_TLS != 0;
-    let ws = layers & !XS_PROTO_TLS;
-    if protocol < 0 || !matches!(ws, 0 | XS_PROTO_WS | XS_PROTO_WS_RAW) {
+    let ws = layers & !(XS_PROTO_TLS | XS_PROTO_SMUX);
+    let smux = layers & XS_PROTO_SMUX != 0;
+    if protocol < 0 || !matches!(ws, 0 | XS_PROTO_WS | XS_PROTO_WS_RAW) || (smux && ws != 0) {
         return Err(Error::ProtocolNotSupported(protocol));
+    }
+    if smux && sock_type != libc::SOCK_STREAM {
+        return Err(Error::InvalidArgument("XS_PROTO_SMUX needs SOCK_STREAM".into()));
     }
     if ws != 0 && sock_type == libc::SOCK_DGRAM {
         return Err(Error::InvalidArgument(
@@ -65,6 +70,9 @@ pub(crate) fn open(domain: i32, r#type: i32, protocol: i32) -> Result<Arc<Socket
             let layer = WsLayer::new(ws == XS_PROTO_WS, sock_type == libc::SOCK_SEQPACKET);
             socket = socket.with_ws(layer);
         }
+        if smux {
+            socket = socket.with_smux(SmuxLayer::default());
+        }
         socket
     });
     log!(Level::Debug, "sid {}: socket({domain}, {type}, {protocol:#x})", socket.sid());
@@ -80,12 +88,16 @@ pub(crate) fn open(domain: i32, r#type: i32, protocol: i32) -> Result<Arc<Socket
 /// # Safety
 /// `addr` and `len` are passed to the kernel as given; the kernel checks them.
 pub(crate) unsafe fn accept(
-    listener: &Socket,
+    listener: &Arc<Socket>,
     addr: *mut libc::sockaddr,
     len: *mut libc::socklen_t,
     flags: i32,
 ) -> Result<Arc<Socket>> {
     let nonblocking = flags & libc::SOCK_NONBLOCK != 0;
+    if listener.smux().is_some_and(SmuxLayer::is_session) {
+        // SAFETY: the caller's contract.
+        return unsafe { accept_stream(listener, addr, len, nonblocking) };
+    }
     let layered = listener.tls().is_some() || listener.ws().is_some();
     if layered && !listener.is_nonblocking() {
         let timeout = crate::tls::accept_timeout(listener.connect_timeout_ms());
@@ -120,6 +132,9 @@ fn adopt(listener: &Socket, fd: OwnedFd, nonblocking: bool) -> Result<Arc<Socket
         if let Some(ws) = listener.ws() {
             socket = socket.with_ws(ws.for_accepted());
         }
+        if let Some(smux) = listener.smux() {
+            socket = socket.with_smux(smux.for_accepted());
+        }
         socket
     });
     let peer = addr::of_socket(socket.raw_fd(), true);
@@ -135,11 +150,59 @@ fn start_layers(listener: &Socket, socket: &Socket) -> Result<()> {
     }
     if let Some(ws) = socket.ws() {
         ws.start_server();
-        if ws.wants_timer() {
-            crate::reactor::add_timer(socket);
-        }
+    }
+    if let Some(smux) = socket.smux() {
+        smux.start_session();
+    }
+    if socket.ws().is_some() || socket.smux().is_some() {
+        // Pings, keepalives and timeouts of idle connections.
+        crate::reactor::add_timer(socket);
     }
     Ok(())
+}
+
+/// `xs_accept` on an smux session: a stream the peer opened, as a sid of its own.
+///
+/// # Safety
+/// `addr` and `len` must be NULL or valid for writing, as for `getpeername(2)`.
+unsafe fn accept_stream(
+    session: &Arc<Socket>,
+    addr: *mut libc::sockaddr,
+    len: *mut libc::socklen_t,
+    nonblocking: bool,
+) -> Result<Arc<Socket>> {
+    let smux = session.smux().expect("checked by the caller");
+    let deadline = session.timeout_deadline(libc::SO_RCVTIMEO)?;
+    let key = smux.accept_stream(session, deadline)?;
+    let stream = add_stream(session, key, nonblocking)?;
+    if !addr.is_null() {
+        // A stream's peer is the session's.
+        syscall!("getpeername", getpeername(session.raw_fd(), addr, len))?;
+    }
+    Ok(stream)
+}
+
+/// `xs_smux_open`: opens a stream on an smux session, as a sid of its own.
+pub(crate) fn open_stream(session: &Arc<Socket>) -> Result<Arc<Socket>> {
+    let smux = session
+        .smux()
+        .filter(|s| s.is_session())
+        .ok_or_else(|| Error::InvalidArgument("not a connected XS_PROTO_SMUX session".into()))?;
+    let key = smux.open_stream(session)?;
+    add_stream(session, key, false)
+}
+
+/// Puts a stream of `session` in the sid table.
+fn add_stream(
+    session: &Arc<Socket>,
+    key: crate::smux::StreamKey,
+    nonblocking: bool,
+) -> Result<Arc<Socket>> {
+    let layer = SmuxLayer::for_stream(Arc::clone(session), key)?;
+    let socket = table::TABLE.write().insert(|sid| Socket::new_stream(sid, session, layer));
+    socket.set_nonblocking(nonblocking)?;
+    log!(Level::Debug, "sid {}: smux stream on session sid {}", socket.sid(), session.sid());
+    Ok(socket)
 }
 
 /// Removes a half-made socket from the table unless [`Pending::done`] is called.

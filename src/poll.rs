@@ -15,6 +15,7 @@ use std::{
 
 use crate::{
     error::{Error, Result},
+    smux::{Waker, thread_waker},
     socket::{InCall, Socket},
     table,
 };
@@ -47,10 +48,36 @@ fn flush_then_enter(socket: &Socket) -> Result<InCall<'_>> {
     socket.enter()
 }
 
+/// The polling thread's waker, registered with the smux sessions polled and taken
+/// off them when the poll ends.
+struct Watching<'a> {
+    sockets: &'a [Option<Arc<Socket>>],
+    waker: Option<Arc<Waker>>,
+}
+
+impl<'a> Watching<'a> {
+    fn new(sockets: &'a [Option<Arc<Socket>>]) -> Result<Self> {
+        let any_smux = sockets.iter().flatten().any(|s| s.smux().is_some());
+        let waker = if any_smux { Some(thread_waker()?) } else { None };
+        Ok(Self { sockets, waker })
+    }
+}
+
+impl Drop for Watching<'_> {
+    fn drop(&mut self) {
+        let Some(waker) = &self.waker else { return };
+        for smux in self.sockets.iter().flatten().filter_map(|s| s.smux()) {
+            smux.unwatch(waker);
+        }
+    }
+}
+
 /// What one entry asks of the kernel, and what it reports without it.
-fn plan(entry: &libc::pollfd, socket: Option<&Socket>) -> PollPlan {
+fn plan(entry: &libc::pollfd, socket: Option<&Socket>, waker: Option<&Arc<Waker>>) -> PollPlan {
     let Some(socket) = socket else { return PollPlan::Ready(0) };
-    let plan = if let Some(ws) = socket.ws() {
+    let plan = if let Some(smux) = socket.smux() {
+        smux.poll_plan(socket, waker)
+    } else if let Some(ws) = socket.ws() {
         ws.poll_plan(socket)
     } else if let Some(tls) = socket.tls() {
         tls.poll_plan(socket)
@@ -86,9 +113,12 @@ pub(crate) fn poll(entries: &mut [libc::pollfd], timeout_ms: i32) -> Result<i32>
         };
         fds.push(if entry.fd < 0 { -1 } else { fd });
     }
+    // smux streams and sessions wake this thread's waker when they change.
+    let watching = Watching::new(&sockets)?;
+    let waker = watching.waker.as_ref();
     loop {
         let plans: Vec<PollPlan> =
-            entries.iter().zip(&sockets).map(|(e, s)| plan(e, s.as_deref())).collect();
+            entries.iter().zip(&sockets).map(|(e, s)| plan(e, s.as_deref(), waker)).collect();
         let mut kernel: Vec<libc::pollfd> = Vec::with_capacity(entries.len());
         let mut now_ready = false;
         for ((entry, &fd), plan) in entries.iter().zip(&fds).zip(&plans) {
@@ -119,13 +149,21 @@ pub(crate) fn poll(entries: &mut [libc::pollfd], timeout_ms: i32) -> Result<i32>
                 i32::try_from(left.as_millis()).unwrap_or(i32::MAX)
             }
         };
+        if let Some(waker) = waker {
+            kernel.push(libc::pollfd { fd: waker.fd(), events: libc::POLLIN, revents: 0 });
+        }
         // SAFETY: `kernel` is a live array of `kernel.len()` pollfd entries.
         let rc = unsafe { libc::poll(kernel.as_mut_ptr(), kernel.len() as libc::nfds_t, wait_ms) };
         if rc < 0 {
             return Err(Error::last_os("poll"));
         }
-        let mut ready = 0;
         let mut layer_moved = false;
+        if let Some(waker) = waker {
+            // A stream changed: the next round's plans tell what.
+            layer_moved = kernel.pop().is_some_and(|w| w.revents != 0);
+            waker.reset();
+        }
+        let mut ready = 0;
         for (((entry, k), socket), plan) in
             entries.iter_mut().zip(&kernel).zip(&sockets).zip(&plans)
         {

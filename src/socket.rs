@@ -28,6 +28,7 @@ use crate::{
     handshakes::Handshakes,
     log::{self, Level},
     reactor,
+    smux::SmuxLayer,
     sys::{self, LazyEventFd, syscall},
     tls::TlsLayer,
     ws::WsLayer,
@@ -37,7 +38,7 @@ use crate::{
 #[derive(Debug)]
 pub(crate) struct Socket {
     sid: i32,
-    fd: OwnedFd,
+    fd: Descriptor,
     domain: i32,
     sock_type: i32,
     /// The caller's `O_NONBLOCK`, mirrored on the kernel socket.
@@ -60,10 +61,22 @@ pub(crate) struct Socket {
     tls: Option<Box<TlsLayer>>,
     /// The WebSocket layer of an `XS_PROTO_WS` or `XS_PROTO_WS_RAW` socket.
     ws: Option<Box<WsLayer>>,
+    /// The smux layer of an `XS_PROTO_SMUX` socket: a session, or one of its streams.
+    smux: Option<Box<SmuxLayer>>,
     /// A layered listener's handshakes in progress (see `handshakes.rs`).
     handshakes: Handshakes,
     /// Whether this socket waits in the event thread's attention list.
     pub(crate) attention_queued: AtomicBool,
+}
+
+/// The kernel socket behind a sid.
+#[derive(Debug)]
+enum Descriptor {
+    /// The socket's own.
+    Own(OwnedFd),
+    /// An smux stream's: its session's connection, kept open by the session socket
+    /// the stream holds (see `smux::layer`).
+    Session(RawFd),
 }
 
 /// Marks a call as inside the socket for as long as it lives (see [`Socket::enter`]).
@@ -85,6 +98,10 @@ impl Socket {
         sock_type: i32,
         nonblocking: bool,
     ) -> Self {
+        Self::new_with(sid, Descriptor::Own(fd), domain, sock_type, nonblocking)
+    }
+
+    fn new_with(sid: i32, fd: Descriptor, domain: i32, sock_type: i32, nonblocking: bool) -> Self {
         Self {
             sid,
             fd,
@@ -100,6 +117,7 @@ impl Socket {
             corked: AtomicBool::new(false),
             tls: None,
             ws: None,
+            smux: None,
             handshakes: Handshakes::default(),
             attention_queued: AtomicBool::new(false),
         }
@@ -114,6 +132,32 @@ impl Socket {
     /// The TLS layer, for `XS_PROTO_TLS` sockets.
     pub(crate) fn tls(&self) -> Option<&TlsLayer> {
         self.tls.as_deref()
+    }
+
+    /// A stream of the smux session on `parent`, as a socket of its own.
+    /// `layer` (made by `SmuxLayer::for_stream`) holds the session socket, which keeps
+    /// the shared kernel socket open.
+    pub(crate) fn new_stream(sid: i32, session: &Socket, layer: SmuxLayer) -> Self {
+        let fd = Descriptor::Session(session.raw_fd());
+        let mut socket = Self::new_with(sid, fd, session.domain, libc::SOCK_STREAM, false);
+        socket.smux = Some(Box::new(layer));
+        socket
+    }
+
+    /// The same socket with an smux layer.
+    pub(crate) fn with_smux(mut self, layer: SmuxLayer) -> Self {
+        self.smux = Some(Box::new(layer));
+        self
+    }
+
+    /// The smux layer, for `XS_PROTO_SMUX` sockets (sessions, listeners, streams).
+    pub(crate) fn smux(&self) -> Option<&SmuxLayer> {
+        self.smux.as_deref()
+    }
+
+    /// Whether this is an smux stream (no kernel socket of its own).
+    pub(crate) fn is_stream(&self) -> bool {
+        self.smux.as_ref().is_some_and(|s| s.is_stream())
     }
 
     /// The same socket with a WebSocket layer.
@@ -183,6 +227,10 @@ impl Socket {
 
     /// When a wait bounded by `SO_RCVTIMEO` or `SO_SNDTIMEO` (`optname`) must end.
     pub(crate) fn timeout_deadline(&self, optname: i32) -> Result<Option<Instant>> {
+        if let Some(smux) = self.smux.as_deref().filter(|s| s.is_stream()) {
+            let which = usize::from(optname == libc::SO_SNDTIMEO);
+            return Ok(smux.stream_timeout(which).map(|limit| Instant::now() + limit));
+        }
         let tv: libc::timeval = sys::option(self.raw_fd(), libc::SOL_SOCKET, optname)?;
         Ok(duration_of(tv).map(|limit| Instant::now() + limit))
     }
@@ -194,7 +242,10 @@ impl Socket {
 
     /// The kernel descriptor.
     pub(crate) fn raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        match &self.fd {
+            Descriptor::Own(fd) => fd.as_raw_fd(),
+            Descriptor::Session(fd) => *fd,
+        }
     }
 
     /// The address family given to `xs_socket`.
@@ -251,7 +302,15 @@ impl Socket {
         self.push_cork();
         // Closed first: a call woken by what the peer answers to close_notify sees it.
         self.closed.store(true, SeqCst);
-        if let Some(ws) = &self.ws {
+        if let Some(smux) = &self.smux {
+            // A stream's FIN, or the end of a session and all its streams. Threads
+            // blocked on a stream wait on their wakers, which this signals.
+            smux.close(self);
+            if smux.is_stream() {
+                self.notify.signal();
+                return;
+            }
+        } else if let Some(ws) = &self.ws {
             // The close frame; the event thread waits for the peer's (see `is_corked`).
             let lingering = ws.begin_close(self);
             self.set_corked(lingering);
@@ -336,47 +395,50 @@ impl Socket {
             // SAFETY: the caller's contract is passed on unchanged.
             unsafe { self.connect_once(addr, len) }
         };
-        if let Some(tls) = &self.tls {
-            let in_progress = matches!(&outcome, Err(e) if e.os_errno() == Some(libc::EINPROGRESS));
-            if outcome.is_ok() || in_progress {
-                tls.start_client(self)?;
-            }
-            if outcome.is_ok() {
-                let deadline = match timeout_ms {
-                    0 => self.timeout_deadline(libc::SO_SNDTIMEO)?,
-                    ms => Some(started + Duration::from_millis(ms.into())),
-                };
-                match tls.handshake(self, deadline, !blocking) {
-                    Err(err) if !blocking && err.os_errno() == Some(libc::EAGAIN) => {
-                        return Err(Error::errno("connect", libc::EINPROGRESS));
-                    }
-                    other => other?,
-                }
-            }
+        let in_progress = matches!(&outcome, Err(e) if e.os_errno() == Some(libc::EINPROGRESS));
+        if outcome.is_ok() || in_progress {
+            // Every layer starts now; a non-blocking socket's handshakes move on later.
+            self.start_client_layers()?;
         }
-        if let Some(ws) = &self.ws {
-            let in_progress = matches!(&outcome, Err(e) if e.os_errno() == Some(libc::EINPROGRESS));
-            if outcome.is_ok() || in_progress {
-                ws.start_client(self)?;
-            }
-            if outcome.is_ok() {
-                let deadline = match timeout_ms {
-                    0 => self.timeout_deadline(libc::SO_SNDTIMEO)?,
-                    ms => Some(started + Duration::from_millis(ms.into())),
-                };
-                match ws.handshake(self, deadline, !blocking) {
-                    Err(err) if !blocking && err.os_errno() == Some(libc::EAGAIN) => {
-                        return Err(Error::errno("connect", libc::EINPROGRESS));
-                    }
-                    other => other?,
+        if outcome.is_ok() {
+            let deadline = match timeout_ms {
+                0 => self.timeout_deadline(libc::SO_SNDTIMEO)?,
+                ms => Some(started + Duration::from_millis(ms.into())),
+            };
+            let handshakes = self
+                .tls
+                .as_ref()
+                .map_or(Ok(()), |tls| tls.handshake(self, deadline, !blocking))
+                .and_then(|()| {
+                    self.ws.as_ref().map_or(Ok(()), |ws| ws.handshake(self, deadline, !blocking))
+                });
+            match handshakes {
+                Err(err) if !blocking && err.os_errno() == Some(libc::EAGAIN) => {
+                    return Err(Error::errno("connect", libc::EINPROGRESS));
                 }
-            }
-            if (outcome.is_ok() || in_progress) && ws.wants_timer() {
-                reactor::add_timer(self);
+                other => other?,
             }
         }
         outcome?;
         log_debug_event(self, "connected to", true);
+        Ok(())
+    }
+
+    /// Starts the client side of every layer once the kernel connected (or started to).
+    fn start_client_layers(&self) -> Result<()> {
+        if let Some(tls) = &self.tls {
+            tls.start_client(self)?;
+        }
+        if let Some(ws) = &self.ws {
+            ws.start_client(self)?;
+        }
+        if let Some(smux) = &self.smux {
+            smux.start_session();
+        }
+        if self.ws.is_some() || self.smux.is_some() {
+            // Pings, keepalives and timeouts of idle connections.
+            reactor::add_timer(self);
+        }
         Ok(())
     }
 
@@ -497,6 +559,12 @@ impl Socket {
         flags: i32,
     ) -> Result<isize> {
         let dont_wait = self.is_nonblocking() || flags & libc::MSG_DONTWAIT != 0;
+        if let Some(smux) = &self.smux {
+            // SAFETY: the caller's contract; the layer copies the bytes itself.
+            let data = unsafe { user_bytes(buf, len) }?;
+            let deadline = self.timeout_deadline(libc::SO_SNDTIMEO)?;
+            return smux.send(self, data, dont_wait, deadline).map(|n| n as isize);
+        }
         if let Some(ws) = &self.ws {
             // SAFETY: the caller's contract; the layer reads the message itself.
             let data = unsafe { user_bytes(buf, len) }?;
@@ -680,7 +748,13 @@ impl Socket {
     /// next time it is due, `None` when it is no longer needed. A connection the
     /// heartbeat declares dead wakes every call blocked on it.
     pub(crate) fn on_timer(&self, now: Instant) -> Option<Instant> {
-        let ws = self.ws.as_deref().filter(|_| !self.is_closed())?;
+        if self.is_closed() {
+            return None;
+        }
+        if let Some(smux) = &self.smux {
+            return smux.tick(self, now);
+        }
+        let ws = self.ws.as_deref()?;
         let idle = self.waiters.load(SeqCst) == 0;
         let (due, failed) = ws.tick(self, now, idle);
         if failed {
@@ -711,6 +785,14 @@ impl Socket {
         if self.ws.is_some() {
             // SAFETY: the caller's contract.
             return unsafe { self.recv_message(buf, len, flags) }.map(|(n, _)| n as isize);
+        }
+        if let Some(smux) = &self.smux {
+            // SAFETY: the caller's contract; the layer writes the bytes itself.
+            let buf = unsafe { user_bytes_mut(buf, len) }?;
+            let dont_wait = self.is_nonblocking() || flags & libc::MSG_DONTWAIT != 0;
+            let deadline = self.timeout_deadline(libc::SO_RCVTIMEO)?;
+            let peek = flags & libc::MSG_PEEK != 0;
+            return smux.recv(self, buf, peek, dont_wait, deadline).map(|n| n as isize);
         }
         if let Some(tls) = &self.tls {
             // SAFETY: the caller's contract; TLS writes the plaintext itself.
@@ -755,7 +837,7 @@ impl Socket {
         to: *const libc::sockaddr,
         to_len: libc::socklen_t,
     ) -> Result<isize> {
-        if self.tls.is_some() || self.ws.is_some() {
+        if self.tls.is_some() || self.ws.is_some() || self.smux.is_some() {
             if !to.is_null() {
                 return Err(Error::errno("sendto", libc::EISCONN));
             }
@@ -781,7 +863,7 @@ impl Socket {
         from: *mut libc::sockaddr,
         from_len: *mut libc::socklen_t,
     ) -> Result<isize> {
-        if self.tls.is_some() || self.ws.is_some() {
+        if self.tls.is_some() || self.ws.is_some() || self.smux.is_some() {
             // A connected stream: no address to report, as for TCP.
             // SAFETY: the caller's contract.
             return unsafe { self.recv(buf, len, flags) };
@@ -798,7 +880,7 @@ impl Socket {
     /// # Safety
     /// `msg` is passed to the kernel as given; the kernel checks it.
     pub(crate) unsafe fn send_msg(&self, msg: *const libc::msghdr, flags: i32) -> Result<isize> {
-        if self.ws.is_some() {
+        if self.ws.is_some() || self.smux.is_some() {
             // One message from all the pieces.
             // SAFETY: the caller's contract.
             let data = unsafe { gather(msg) }?;
@@ -820,6 +902,9 @@ impl Socket {
     /// # Safety
     /// `msg` is passed to the kernel as given; the kernel checks it.
     pub(crate) unsafe fn recv_msg(&self, msg: *mut libc::msghdr, flags: i32) -> Result<isize> {
+        if self.smux.is_some() {
+            return Err(Error::errno("recvmsg on an smux socket (use xs_recv)", libc::EOPNOTSUPP));
+        }
         if self.ws.is_some() {
             // SAFETY: the caller's contract.
             return unsafe { self.recv_msg_layered(msg, flags) };
@@ -877,6 +962,10 @@ impl Socket {
 
     /// `shutdown(2)`. Corked bytes go first (before the FIN); this may wait for room.
     pub(crate) fn shutdown(&self, how: i32) -> Result<()> {
+        if let Some(smux) = self.smux.as_deref().filter(|s| s.is_stream()) {
+            // FIN; receiving goes on until the peer's.
+            return if how == libc::SHUT_RD { Ok(()) } else { smux.finish() };
+        }
         if let Some(ws) = &self.ws {
             // The close frame; the transport ends once the peer's close arrives.
             if how != libc::SHUT_RD {
@@ -900,6 +989,11 @@ impl Socket {
 
     /// Sets or clears `O_NONBLOCK` on the socket.
     pub(crate) fn set_nonblocking(&self, on: bool) -> Result<()> {
+        if self.is_stream() {
+            // The kernel socket is the session's: only the stream's own mode changes.
+            self.nonblocking.store(on, SeqCst);
+            return Ok(());
+        }
         let fd = self.raw_fd();
         let flags = syscall!("fcntl", fcntl(fd, libc::F_GETFL))?;
         let flags = if on { flags | libc::O_NONBLOCK } else { flags & !libc::O_NONBLOCK };
@@ -910,6 +1004,10 @@ impl Socket {
 
     /// The file status flags (`F_GETFL`).
     pub(crate) fn status_flags(&self) -> Result<i32> {
+        if self.is_stream() {
+            let nonblocking = if self.is_nonblocking() { libc::O_NONBLOCK } else { 0 };
+            return Ok(libc::O_RDWR | nonblocking);
+        }
         syscall!("fcntl", fcntl(self.raw_fd(), libc::F_GETFL))
     }
 

@@ -8,6 +8,10 @@
  * URLs go to xs_socket_url + xs_connect_url / xs_bind_url unchanged, so every scheme the library knows
  * works here. Stream sockets pipe bytes until EOF both ways; datagram sockets send
  * each stdin read as one datagram and write each datagram received to stdout.
+ * WebSocket URLs (ws://, wss://, wsraw://, ...) give message sockets: each stdin line
+ * is one text message and each message received is written out followed by a
+ * newline; with --binary each stdin read is one binary message and payloads are
+ * written as they are.
  *
  * Exit status: 0 success, 1 failure (one line on stderr), 2 usage error.
  */
@@ -34,6 +38,8 @@
 #define ECHO_LIMIT (256 * 1024)
 #define IO_BUF (64 * 1024)
 #define MAX_DGRAM 65507
+/* WebSocket: the receive buffer when XS_WS_MAX_MESSAGE cannot be read. */
+#define WS_MAX_MESSAGE (16 * 1024 * 1024)
 #define BACKLOG 128
 
 static const char *prog = "xscat";
@@ -99,8 +105,11 @@ static const char *url_reason(int err)
     }
     if (err == EHOSTUNREACH && strncmp(d, "cannot resolve", 14) == 0)
         return d;
-    if (err == EPROTO && strncmp(d, "tls: ", 5) == 0)
-        return d; /* the TLS layer's reason, e.g. a certificate check */
+    if (err == EPROTO && *d)
+        return d; /* the TLS or WebSocket layer's reason, e.g. a certificate check */
+    const char *ws_detail = strstr(d, "websocket");
+    if (ws_detail)
+        return ws_detail; /* e.g. the HTTP status a WebSocket server refused the upgrade with */
     return strerror(err);
 }
 
@@ -123,7 +132,7 @@ static void tls_text(int sid, int name, const char *what, const char *value)
 {
     if (value && xs_setsockopt(sid, XS_SOL_TLS, name, value, (socklen_t)strlen(value)) < 0) {
         if (errno == ENOPROTOOPT)
-            die("%s needs a tls:// or tls+unix:// URL", what);
+            die("%s needs a tls://, tls+unix://, wss:// or wsraw+tls:// URL", what);
         die("%s %s: %s", what, value, xs_last_error());
     }
 }
@@ -138,16 +147,162 @@ static void apply_tls(int sid)
     if (tls.insecure) {
         int off = 0;
         if (xs_setsockopt(sid, XS_SOL_TLS, XS_TLS_VERIFY, &off, sizeof off) < 0)
-            die("--insecure needs a tls:// or tls+unix:// URL");
+            die("--insecure needs a tls://, tls+unix://, wss:// or wsraw+tls:// URL");
     }
 }
 
-/* A socket for URL with the TLS options applied: connected, or bound and listening. */
+/* ----- WebSocket options and messages ----- */
+
+/* --binary, --subprotocol, --origin, --ping, --fragment: for WebSocket URLs. */
+static struct {
+    const char *subprotocols, *origin;
+    int ping_ms, fragment; /* -1: not given */
+    int binary;
+} ws = {NULL, NULL, -1, -1, 0};
+
+static int ws_mode;          /* the URL made a WebSocket (message) socket */
+static size_t ws_max = WS_MAX_MESSAGE; /* the largest message we take */
+
+static int ws_wanted(void)
+{
+    return ws.subprotocols || ws.origin || ws.ping_ms >= 0 || ws.fragment >= 0 || ws.binary;
+}
+
+static void __attribute__((noreturn)) ws_needed(const char *what)
+{
+    die("%s needs a WebSocket URL (ws://, wss://, ws+unix://, wsraw://, wsraw+tls://)", what);
+}
+
+static void ws_text(int sid, int name, const char *what, const char *value)
+{
+    if (value && xs_setsockopt(sid, XS_SOL_WS, name, value, (socklen_t)strlen(value)) < 0) {
+        if (errno == ENOPROTOOPT)
+            ws_needed(what);
+        die("%s %s: %s", what, value, xs_last_error());
+    }
+}
+
+static void ws_int(int sid, int name, const char *what, int value)
+{
+    if (value >= 0 && xs_setsockopt(sid, XS_SOL_WS, name, &value, sizeof value) < 0) {
+        if (errno == ENOPROTOOPT)
+            ws_needed(what);
+        die("%s %d: %s", what, value, xs_last_error());
+    }
+}
+
+/* Whether sid is a WebSocket socket; learns the largest message it takes. */
+static int ws_socket(int sid)
+{
+    int max = 0;
+    socklen_t len = sizeof max;
+    int is_ws = xs_getsockopt(sid, XS_SOL_WS, XS_WS_MAX_MESSAGE, &max, &len) == 0;
+    if (is_ws && max > 0)
+        ws_max = (size_t)max;
+    return is_ws || sock_type(sid) == SOCK_SEQPACKET; /* URLs make SEQPACKET only for WS */
+}
+
+static void apply_ws(int sid, int listening)
+{
+    if (!ws_mode) {
+        if (ws.subprotocols)
+            ws_needed("--subprotocol");
+        if (ws.origin)
+            ws_needed("--origin");
+        if (ws.ping_ms >= 0)
+            ws_needed("--ping");
+        if (ws.fragment >= 0)
+            ws_needed("--fragment");
+        ws_needed("--binary");
+    }
+    ws_text(sid, XS_WS_SUBPROTOCOLS, "--subprotocol", ws.subprotocols);
+    /* A client sends this Origin; a server takes only these. */
+    ws_text(sid, listening ? XS_WS_ALLOWED_ORIGINS : XS_WS_ORIGIN, "--origin", ws.origin);
+    ws_int(sid, XS_WS_PING_INTERVAL, "--ping", ws.ping_ms);
+    ws_int(sid, XS_WS_FRAGMENT_SIZE, "--fragment", ws.fragment);
+}
+
+/* A text option of sid at level XS_SOL_WS, "" when unset or unreadable. */
+static const char *ws_get_text(int sid, int name, char *out, size_t cap)
+{
+    socklen_t len = (socklen_t)(cap - 1);
+    if (xs_getsockopt(sid, XS_SOL_WS, name, out, &len) < 0)
+        len = 0;
+    out[len < cap ? len : cap - 1] = '\0';
+    return out;
+}
+
+/* With -v: what the handshake agreed on (path, origin, subprotocol), if anything. */
+static void ws_log_open(int sid, int accepted)
+{
+    if (!verbose || !ws_mode)
+        return;
+    char path[512], origin[512], proto[256], line[1400];
+    ws_get_text(sid, XS_WS_REQUEST_PATH, path, sizeof path);
+    ws_get_text(sid, XS_WS_REQUEST_ORIGIN, origin, sizeof origin);
+    ws_get_text(sid, XS_WS_SUBPROTOCOL, proto, sizeof proto);
+    size_t n = 0;
+    line[0] = '\0';
+    if (accepted && path[0])
+        n += (size_t)snprintf(line + n, sizeof line - n, ", path %s", path);
+    if (accepted && origin[0])
+        n += (size_t)snprintf(line + n, sizeof line - n, ", origin %s", origin);
+    if (proto[0])
+        snprintf(line + n, sizeof line - n, ", subprotocol %s", proto);
+    if (line[0])
+        logv("sid %d: websocket%s", sid, line);
+}
+
+/* A close code that says something went wrong (1000 normal, 1001 going away and
+ * 1005 no code are fine; 3000 and up belong to applications). */
+static int ws_close_code_is_error(int code)
+{
+    return code >= 1002 && code < 3000 && code != 1005;
+}
+
+/* After xs_recvmsg returned 0: the peer's close code, or 0 when it was an empty
+ * message (MSG_EOR or XS_MSG_TEXT in msg_flags, or no close code yet). */
+static int ws_peer_close(int sid, int flags)
+{
+    if (flags & (XS_MSG_TEXT | MSG_EOR))
+        return 0; /* an empty message */
+    int code = 0;
+    socklen_t len = sizeof code;
+    if (xs_getsockopt(sid, XS_SOL_WS, XS_WS_PEER_CLOSE_CODE, &code, &len) < 0)
+        return 1005; /* unreadable: take it as the end rather than spin on empty messages */
+    return code;
+}
+
+/* Describes the peer's close, e.g. "code 1008 (policy)". */
+static void ws_close_text(int sid, int code, char *out, size_t cap)
+{
+    char reason[256];
+    ws_get_text(sid, XS_WS_PEER_CLOSE_REASON, reason, sizeof reason);
+    if (reason[0])
+        snprintf(out, cap, "code %d (%s)", code, reason);
+    else
+        snprintf(out, cap, "code %d", code);
+}
+
+/* "2 messages, 10 bytes in; 1 message, 5 bytes out" for the -v log. */
+static void ws_counts(char *out, size_t cap, unsigned long long msgs_in, unsigned long long in,
+                      unsigned long long msgs_out, unsigned long long bytes_out)
+{
+    snprintf(out, cap, "%llu message%s, %llu bytes in; %llu message%s, %llu bytes out", msgs_in,
+             msgs_in == 1 ? "" : "s", in, msgs_out, msgs_out == 1 ? "" : "s", bytes_out);
+}
+
+/* A socket for URL with the TLS and WebSocket options applied: connected, or bound and
+ * listening. */
 static int open_url(const char *url, int listening)
 {
     int sid = xs_socket_url(url);
+    if (sid >= 0)
+        ws_mode = ws_socket(sid);
     if (sid >= 0 && tls_wanted())
         apply_tls(sid);
+    if (sid >= 0 && (ws_wanted() || ws_mode))
+        apply_ws(sid, listening);
     int rc = sid < 0 ? -1 : listening ? xs_bind_url(sid, url) : xs_connect_url(sid, url);
     if (rc == 0 && listening && sock_type(sid) != SOCK_DGRAM)
         rc = xs_listen(sid, BACKLOG);
@@ -206,6 +361,21 @@ static void local_url(int sid, int type, char *out, size_t cap)
         die("getsockname: %s", xs_strerror(errno));
     char addr[300];
     fmt_addr(&ss, len, addr, sizeof addr);
+    if (ws_mode) { /* the URL's own scheme (ws, wss, wsraw+tls, ws+unix, ...) and path */
+        const char *sep = strstr(g_url, "://");
+        int slen = sep ? (int)(sep - g_url) : 2;
+        const char *path = "";
+        if (sep && ss.ss_family != AF_UNIX) {
+            path = strchr(sep + 3, '/');
+            if (!path)
+                path = "";
+        }
+        if (ss.ss_family == AF_UNIX)
+            snprintf(out, cap, "%.*s://%s", slen, sep ? g_url : "ws", addr + 5);
+        else
+            snprintf(out, cap, "%.*s://%s%s", slen, sep ? g_url : "ws", addr, path);
+        return;
+    }
     /* A TLS socket knows the TLS options (the handshake read-backs are not ready). */
     int version;
     socklen_t vlen = sizeof version;
@@ -293,22 +463,121 @@ static struct {
     int message;      /* each stdin read is one message (datagram or seqpacket) */
     int dgram;        /* SOCK_DGRAM: no EOF to send */
     int dgram_listen; /* an unconnected UDP socket: send to the last sender */
+    int ws;           /* a WebSocket: messages, and the peer's close ends the connection */
+    int text;         /* WebSocket text mode: each stdin line is one text message */
     struct sockaddr_storage peer;
     socklen_t peerlen;
     int have_peer;
     int busy;        /* the stdin thread is sending on sid */
     int stdin_eof;   /* stdin is done (EOF) */
     int send_broken; /* a send on sid failed: the peer is gone */
-    unsigned long long sent;
+    unsigned long long sent, msgs_sent;
     int64_t eof_ms;
     int started;
-} P = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, -1, 0, 0, 0, {0}, 0, 0, 0, 0, 0, 0,
-       0, 0};
+} P = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, -1, 0, 0, 0, 0, 0, {0}, 0, 0, 0, 0, 0,
+       0, 0, 0, 0};
+
+/* Sends n bytes of stdin to the current connection (waiting for one): as one message
+ * on a message socket (`flags` may say XS_MSG_TEXT), else all of them. */
+static void send_stdin(const char *buf, size_t n, int flags)
+{
+    pthread_mutex_lock(&P.mu);
+    while (P.sid < 0 || (P.dgram_listen && !P.have_peer))
+        pthread_cond_wait(&P.cv, &P.mu);
+    if (P.send_broken) { /* the peer is gone; drop what stdin gives */
+        pthread_mutex_unlock(&P.mu);
+        return;
+    }
+    int sid = P.sid;
+    struct sockaddr_storage to = P.peer;
+    socklen_t tolen = P.peerlen;
+    P.busy = 1;
+    pthread_mutex_unlock(&P.mu);
+
+    size_t off = 0;
+    int err = 0, whole = 0;
+    do {
+        ssize_t k = P.dgram_listen
+                        ? xs_sendto(sid, buf, n, flags, (struct sockaddr *)&to, tolen)
+                        : xs_send(sid, buf + off, n - off, flags);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            err = errno;
+            break;
+        }
+        off += (size_t)k;
+        if (P.message) {
+            whole = 1;
+            break;
+        }
+    } while (off < n);
+
+    pthread_mutex_lock(&P.mu);
+    P.busy = 0;
+    P.sent += off;
+    P.msgs_sent += (unsigned long long)whole;
+    if (err) {
+        if (!P.dgram && (err == EPIPE || err == ECONNRESET || err == ENOTCONN || err == EBADF ||
+                         err == ESHUTDOWN || (P.ws && (err == EPROTO || err == ETIMEDOUT)))) {
+            P.send_broken = 1;
+            logv("send on sid %d: %s", sid, strerror(err));
+        } else {
+            pthread_mutex_unlock(&P.mu);
+            if (P.ws && err == EINVAL && (flags & XS_MSG_TEXT))
+                die("send %s: a stdin line is not valid UTF-8 (--binary sends binary messages)",
+                    g_url);
+            die("send %s: %s", g_url, url_reason(err));
+        }
+    }
+    pthread_cond_broadcast(&P.cv);
+    pthread_mutex_unlock(&P.mu);
+}
+
+/* Text mode: each stdin line (without its newline) is one text message; a last line
+ * without a newline too. */
+static void send_lines(const char *buf, size_t n, int eof)
+{
+    static char *line;
+    static size_t len, cap;
+    const char *p = buf, *end = buf + n;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t k = (size_t)((nl ? nl : end) - p);
+        if (len + k > ws_max)
+            die("send %s: a stdin line is longer than %zu bytes", g_url, ws_max);
+        if (nl && len == 0) {
+            send_stdin(p, k, XS_MSG_TEXT); /* a whole line in buf: no copy */
+        } else {
+            if (len + k > cap) {
+                size_t want = cap ? cap : 4096;
+                while (want < len + k)
+                    want *= 2;
+                char *grown = realloc(line, want);
+                if (!grown)
+                    die("out of memory");
+                line = grown;
+                cap = want;
+            }
+            memcpy(line + len, p, k);
+            len += k;
+            if (nl) {
+                send_stdin(line, len, XS_MSG_TEXT);
+                len = 0;
+            }
+        }
+        p += k + (nl ? 1 : 0);
+    }
+    if (eof && len > 0) {
+        send_stdin(line, len, XS_MSG_TEXT);
+        len = 0;
+    }
+}
 
 static void *stdin_main(void *arg)
 {
     (void)arg;
-    size_t cap = P.message ? MAX_DGRAM : IO_BUF;
+    size_t cap = P.message && !P.ws ? MAX_DGRAM : IO_BUF;
     char *buf = malloc(cap);
     if (!buf)
         die("out of memory");
@@ -318,60 +587,24 @@ static void *stdin_main(void *arg)
             continue;
         if (n < 0)
             die("read stdin: %s", strerror(errno));
-        pthread_mutex_lock(&P.mu);
         if (n == 0) {
+            if (P.text)
+                send_lines(buf, 0, 1);
+            pthread_mutex_lock(&P.mu);
             P.stdin_eof = 1;
             P.eof_ms = now_ms();
+            /* A WebSocket sends its close frame here. ENOTCONN when the peer is gone: fine */
             if (P.sid >= 0 && !P.dgram && !P.send_broken)
-                xs_shutdown(P.sid, SHUT_WR); /* ENOTCONN when the peer is gone: fine */
+                xs_shutdown(P.sid, SHUT_WR);
             pthread_cond_broadcast(&P.cv);
             pthread_mutex_unlock(&P.mu);
             free(buf);
             return NULL;
         }
-        while (P.sid < 0 || (P.dgram_listen && !P.have_peer))
-            pthread_cond_wait(&P.cv, &P.mu);
-        if (P.send_broken) { /* the peer is gone; drop what stdin gives */
-            pthread_mutex_unlock(&P.mu);
-            continue;
-        }
-        int sid = P.sid;
-        struct sockaddr_storage to = P.peer;
-        socklen_t tolen = P.peerlen;
-        P.busy = 1;
-        pthread_mutex_unlock(&P.mu);
-
-        size_t off = 0;
-        int err = 0;
-        while (off < (size_t)n) {
-            ssize_t k = P.dgram_listen
-                            ? xs_sendto(sid, buf, (size_t)n, 0, (struct sockaddr *)&to, tolen)
-                            : xs_send(sid, buf + off, (size_t)n - off, 0);
-            if (k < 0) {
-                if (errno == EINTR)
-                    continue;
-                err = errno;
-                break;
-            }
-            off += (size_t)k;
-            if (P.message)
-                break;
-        }
-
-        pthread_mutex_lock(&P.mu);
-        P.busy = 0;
-        P.sent += off;
-        if (err) {
-            if (!P.dgram && (err == EPIPE || err == ECONNRESET || err == ENOTCONN || err == EBADF)) {
-                P.send_broken = 1;
-                logv("send on sid %d: %s", sid, strerror(err));
-            } else {
-                pthread_mutex_unlock(&P.mu);
-                die("send %s: %s", g_url, strerror(err));
-            }
-        }
-        pthread_cond_broadcast(&P.cv);
-        pthread_mutex_unlock(&P.mu);
+        if (P.text)
+            send_lines(buf, (size_t)n, 0);
+        else
+            send_stdin(buf, (size_t)n, 0);
     }
 }
 
@@ -387,42 +620,86 @@ static void start_stdin_thread(void)
     pthread_detach(t);
 }
 
-/* Pipes one stream (or seqpacket) connection. One-shot (keep == 0): until EOF both
- * ways, or the peer is gone. With -k: until the peer's EOF, then the next connection
- * gets what stdin gives from then on. */
+/* Receives one WebSocket message into buf (cap bytes): its length, 0 for the peer's
+ * close (*close_code set) or an empty message, or -1 with errno. */
+static ssize_t ws_recv(int sid, char *buf, size_t cap, int flags, int *text, int *close_code)
+{
+    struct iovec iov = {.iov_base = buf, .iov_len = cap};
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    ssize_t n = xs_recvmsg(sid, &mh, flags);
+    *close_code = 0;
+    if (n < 0)
+        return -1;
+    *text = (mh.msg_flags & XS_MSG_TEXT) != 0;
+    if (n == 0)
+        *close_code = ws_peer_close(sid, mh.msg_flags);
+    if (mh.msg_flags & MSG_TRUNC)
+        logv("sid %d: a message longer than %zu bytes was cut short", sid, cap);
+    return n;
+}
+
+/* Pipes one stream, seqpacket or WebSocket connection. One-shot (keep == 0): until EOF
+ * both ways, or the peer is gone (a WebSocket: until the peer's close). With -k: until
+ * the peer's EOF, then the next connection gets what stdin gives from then on. */
 static void pipe_conn(int sid, int keep)
 {
     pthread_mutex_lock(&P.mu);
     P.sid = sid;
     P.send_broken = 0;
     P.sent = 0;
+    P.msgs_sent = 0;
     if (P.stdin_eof)
         xs_shutdown(sid, SHUT_WR);
     pthread_cond_broadcast(&P.cv);
     pthread_mutex_unlock(&P.mu);
     start_stdin_thread();
 
-    static char buf[IO_BUF];
-    unsigned long long in = 0;
-    const char *failure = NULL;
+    static char sbuf[IO_BUF];
+    static char *wbuf;
+    char *buf = sbuf;
+    size_t cap = sizeof sbuf;
+    if (P.ws) { /* one whole message per recv, and room for a newline after it */
+        if (!wbuf && !(wbuf = malloc(ws_max + 1)))
+            die("out of memory");
+        buf = wbuf;
+        cap = ws_max;
+    }
+    unsigned long long in = 0, msgs = 0;
+    char failure[512] = "", closed[400] = "";
+    int close_code = 0;
     for (;;) {
-        ssize_t n = xs_recv(sid, buf, sizeof buf, 0);
+        ssize_t n;
+        int text = 0;
+        if (P.ws)
+            n = ws_recv(sid, buf, cap, 0, &text, &close_code);
+        else
+            n = xs_recv(sid, buf, cap, 0);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
+            int err = errno;
             if (!keep)
-                die("recv %s: %s", g_url, strerror(errno));
-            failure = strerror(errno);
+                die("recv %s: %s", g_url, url_reason(err));
+            snprintf(failure, sizeof failure, "%s", url_reason(err));
             break;
         }
-        if (n == 0)
+        (void)text; /* text or binary, a message is written out the same way */
+        if (close_code || (n == 0 && !P.ws))
             break;
         in += (unsigned long long)n;
+        msgs++;
+        if (P.ws && !ws.binary)
+            buf[n++] = '\n';
         write_stdout(buf, (size_t)n);
     }
 
     pthread_mutex_lock(&P.mu);
-    if (keep) {
+    if (P.ws) /* after the peer's close nothing more goes out on sid */
+        P.send_broken = 1;
+    if (keep || P.ws) {
         while (P.busy)
             pthread_cond_wait(&P.cv, &P.mu);
     } else {
@@ -430,13 +707,23 @@ static void pipe_conn(int sid, int keep)
             pthread_cond_wait(&P.cv, &P.mu);
     }
     P.sid = -1;
-    unsigned long long out = P.sent;
+    unsigned long long out = P.sent, msgs_out = P.msgs_sent;
     pthread_mutex_unlock(&P.mu);
-    if (failure)
+    if (P.ws && close_code)
+        ws_close_text(sid, close_code, closed, sizeof closed);
+    char counts[200];
+    ws_counts(counts, sizeof counts, msgs, in, msgs_out, out);
+    if (failure[0] && P.ws)
+        logv("closed sid %d after error: %s (%s)", sid, failure, counts);
+    else if (failure[0])
         logv("closed sid %d after error: %s (%llu bytes in, %llu out)", sid, failure, in, out);
+    else if (P.ws)
+        logv("closed sid %d (%s; peer closed with %s)", sid, counts, closed);
     else
         logv("closed sid %d (%llu bytes in, %llu out)", sid, in, out);
     xs_close(sid);
+    if (P.ws && close_code && ws_close_code_is_error(close_code) && !keep)
+        die("%s: the peer closed with %s", g_url, closed);
 }
 
 /* Pipes datagrams. Connected (client): to and from the peer. Listening: from anyone,
@@ -512,6 +799,7 @@ static void pipe_dgram(int sid, int listening, int keep)
 struct chunk {
     struct chunk *next;
     size_t len, off;
+    int flags; /* WebSocket: XS_MSG_TEXT for a text message */
     char data[];
 };
 
@@ -522,9 +810,12 @@ struct client {
     struct chunk *head, *tail;
     size_t pending;
     unsigned long long in, out;
+    unsigned long long msgs_in, msgs_out; /* WebSocket messages */
+    int close_code;                       /* WebSocket: the peer's close code */
+    int ws_logged;                        /* WebSocket: ws_log_open was called */
 };
 
-static int queue_bytes(struct client *c, const char *data, size_t n)
+static int queue_bytes(struct client *c, const char *data, size_t n, int flags)
 {
     struct chunk *ch = malloc(sizeof *ch + n);
     if (!ch)
@@ -532,6 +823,7 @@ static int queue_bytes(struct client *c, const char *data, size_t n)
     ch->next = NULL;
     ch->len = n;
     ch->off = 0;
+    ch->flags = flags;
     memcpy(ch->data, data, n);
     if (c->tail)
         c->tail->next = ch;
@@ -547,13 +839,20 @@ static int client_flush(struct client *c)
 {
     while (c->head) {
         struct chunk *h = c->head;
-        ssize_t k = xs_send(c->sid, h->data + h->off, h->len - h->off, MSG_DONTWAIT);
+        ssize_t k = xs_send(c->sid, h->data + h->off, h->len - h->off, MSG_DONTWAIT | h->flags);
         if (k < 0) {
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return 0;
             return -1;
+        }
+        if (ws_mode) { /* one send is one whole message */
+            if ((size_t)k != h->len) {
+                errno = EMSGSIZE;
+                return -1;
+            }
+            c->msgs_out++;
         }
         h->off += (size_t)k;
         c->pending -= (size_t)k;
@@ -568,9 +867,60 @@ static int client_flush(struct client *c)
     return 0;
 }
 
+/* WebSocket: reads the messages that are there and echoes each as it came, text or
+ * binary; stops at the first one that has to wait (the peer's close must not be read
+ * before every message before it went out: its answer ends sending). 0 or -1 with
+ * errno. */
+static int client_read_ws(struct client *c)
+{
+    static char *buf;
+    if (!buf && !(buf = malloc(ws_max)))
+        die("out of memory");
+    for (int i = 0; i < 16 && !c->rd_eof && !c->head; i++) {
+        int text = 0;
+        ssize_t n = ws_recv(c->sid, buf, ws_max, MSG_DONTWAIT, &text, &c->close_code);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            return -1;
+        }
+        if (!c->ws_logged) { /* a non-blocking accept left the handshake to the first recv */
+            c->ws_logged = 1;
+            ws_log_open(c->sid, 1);
+        }
+        if (c->close_code) {
+            c->rd_eof = 1;
+            return 0;
+        }
+        c->in += (unsigned long long)n;
+        c->msgs_in++;
+        int flags = text ? XS_MSG_TEXT : 0;
+        if (!c->head) { /* nothing queued: try to send straight away */
+            ssize_t k = xs_send(c->sid, buf, (size_t)n, MSG_DONTWAIT | flags);
+            if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                return -1;
+            if (k >= 0) {
+                if ((size_t)k != (size_t)n) {
+                    errno = EMSGSIZE;
+                    return -1;
+                }
+                c->out += (unsigned long long)k;
+                c->msgs_out++;
+                continue;
+            }
+        }
+        queue_bytes(c, buf, (size_t)n, flags);
+    }
+    return 0;
+}
+
 /* Reads what is there (bounded by ECHO_LIMIT) and echoes it; 0 or -1 with errno. */
 static int client_read(struct client *c)
 {
+    if (ws_mode)
+        return client_read_ws(c);
     static char buf[IO_BUF];
     for (int i = 0; i < 16 && !c->rd_eof && c->pending < ECHO_LIMIT; i++) {
         ssize_t n = xs_recv(c->sid, buf, sizeof buf, MSG_DONTWAIT);
@@ -597,16 +947,24 @@ static int client_read(struct client *c)
             }
         }
         if (sent < (size_t)n)
-            queue_bytes(c, buf + sent, (size_t)n - sent);
+            queue_bytes(c, buf + sent, (size_t)n - sent, 0);
     }
     return 0;
 }
 
 static void client_close(struct client *c, int err)
 {
-    if (err)
+    char closed[400] = "", counts[200];
+    if (ws_mode && c->close_code)
+        ws_close_text(c->sid, c->close_code, closed, sizeof closed);
+    ws_counts(counts, sizeof counts, c->msgs_in, c->in, c->msgs_out, c->out);
+    if (err && ws_mode)
+        logv("closed sid %d after error: %s (%s)", c->sid, url_reason(err), counts);
+    else if (err)
         logv("closed sid %d after error: %s (%llu bytes in, %llu out)", c->sid, strerror(err),
              c->in, c->out);
+    else if (ws_mode)
+        logv("closed sid %d (%s; peer closed with %s)", c->sid, counts, closed);
     else
         logv("closed sid %d (%llu bytes in, %llu out)", c->sid, c->in, c->out);
     xs_close(c->sid);
@@ -645,7 +1003,7 @@ static void __attribute__((noreturn)) echo_stream(int lsid)
         size_t npoll = ncl;
         for (size_t i = 0; i < ncl; i++) {
             short ev = 0;
-            if (!cl[i].rd_eof && cl[i].pending < ECHO_LIMIT)
+            if (!cl[i].rd_eof && (ws_mode ? !cl[i].head : cl[i].pending < ECHO_LIMIT))
                 ev |= POLLIN;
             if (cl[i].pending)
                 ev |= POLLOUT;
@@ -668,7 +1026,8 @@ static void __attribute__((noreturn)) echo_stream(int lsid)
                 continue;
             }
             int rc = 0;
-            if ((re & (POLLIN | POLLHUP | POLLERR)) && !c->rd_eof && c->pending < ECHO_LIMIT)
+            if ((re & (POLLIN | POLLHUP | POLLERR)) && !c->rd_eof &&
+                (ws_mode ? !c->head : c->pending < ECHO_LIMIT))
                 rc = client_read(c);
             if (rc == 0 && c->pending)
                 rc = client_flush(c);
@@ -753,6 +1112,17 @@ static void __attribute__((noreturn)) echo_dgram(int sid)
 
 /* ----- main ----- */
 
+/* WebSocket (and other seqpacket) sockets: each stdin line or read is one message. */
+static void set_message_mode(int type)
+{
+    pthread_mutex_lock(&P.mu);
+    P.ws = ws_mode;
+    P.text = ws_mode && !ws.binary;
+    if (type == SOCK_SEQPACKET || ws_mode)
+        P.message = 1;
+    pthread_mutex_unlock(&P.mu);
+}
+
 /* The library's log level from XSOCKET_LOG, as the library reads it. */
 static int env_log_level(void)
 {
@@ -779,7 +1149,8 @@ static void usage(FILE *f)
             "options:\n"
             "  -l, --listen    listen on URL instead of connecting\n"
             "  -k, --keep      with -l: keep accepting, one connection after another\n"
-            "      --echo      with -l: send every byte (stream) or datagram back to its sender\n"
+            "      --echo      with -l: send every byte (stream), datagram or message back to\n"
+            "                  its sender (a WebSocket message as text or binary, as it came)\n"
             "  -v, --verbose   log connection events to stderr; -vv adds xsocket's debug log\n"
             "      --ca FILE   TLS: trust the CA certificates in FILE (PEM)\n"
             "      --cert FILE TLS: our certificate chain (server; client for mTLS)\n"
@@ -787,6 +1158,15 @@ static void usage(FILE *f)
             "      --insecure  TLS: do not verify the peer's certificate (tests only)\n"
             "      --pin HEX   TLS: accept only a peer certificate with this SHA-256\n"
             "      --sni NAME  TLS: the server name to send and check\n"
+            "      --binary    WebSocket: each stdin read is one binary message and messages\n"
+            "                  are written out as they are (default: each stdin line is one\n"
+            "                  text message; each message received is written with a newline)\n"
+            "      --subprotocol LIST  WebSocket: subprotocols offered (client) or spoken\n"
+            "                  (server), comma-separated\n"
+            "      --origin O  WebSocket: the Origin to send; with -l, the origins allowed\n"
+            "                  (comma-separated; others get 403)\n"
+            "      --ping MS   WebSocket: send a ping every MS milliseconds\n"
+            "      --fragment N  WebSocket: send messages in frames of at most N bytes\n"
             "  -h, --help      show this help\n"
             "URLs:\n"
             "  tcp://HOST:PORT   TCP; HOST is an IPv4 address, [IPv6] or a name\n"
@@ -795,6 +1175,12 @@ static void usage(FILE *f)
             "  unix://@NAME      Unix stream socket with a Linux abstract name\n"
             "  tls://HOST:PORT   TLS over TCP (server: --cert and --key)\n"
             "  tls+unix:///PATH  TLS over a Unix stream socket\n"
+            "  ws://HOST:PORT/PATH   WebSocket (HTTP Upgrade handshake); wss:// over TLS\n"
+            "  ws+unix:///PATH   WebSocket over a Unix stream socket\n"
+            "  wsraw://HOST:PORT WebSocket frames without the HTTP handshake;\n"
+            "                    wsraw+tls:// over TLS, wsraw+unix:///PATH over Unix\n"
+            "A WebSocket client sends a close frame at stdin's EOF and ends at the peer's\n"
+            "close; a close code other than 1000, 1001 or 1005 (below 3000) is a failure.\n"
             "With -l, port 0 picks a free port; the first line on stderr is always\n"
             "\"listening on URL\" with the real address. Exit status: 0 done, 1 failure\n"
             "(reason on stderr), 2 usage error.\n",
@@ -808,8 +1194,8 @@ static void __attribute__((noreturn, format(printf, 1, 2))) usage_error(const ch
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "%s: %s\nusage: %s [-l [-k] [--echo]] [-v] URL (try --help)\n", prog, line,
-            prog);
+    fprintf(stderr, "%s: %s\nusage: %s [-l [-k] [--echo]] [-v] [options] URL (try --help)\n", prog,
+            line, prog);
     exit(2);
 }
 
@@ -833,6 +1219,25 @@ int main(int argc, char **argv)
                 verbose++;
             else if (!strcmp(a, "--insecure"))
                 tls.insecure = 1;
+            else if (!strcmp(a, "--binary"))
+                ws.binary = 1;
+            else if (!strcmp(a, "--subprotocol") || !strcmp(a, "--origin")) {
+                if (i + 1 >= argc)
+                    usage_error("%s needs a value", a);
+                *(a[2] == 's' ? &ws.subprotocols : &ws.origin) = argv[++i];
+            } else if (!strcmp(a, "--ping") || !strcmp(a, "--fragment")) {
+                if (i + 1 >= argc)
+                    usage_error("%s needs a value", a);
+                const char *v = argv[++i];
+                char *end;
+                errno = 0;
+                long n = strtol(v, &end, 10);
+                if (errno || end == v || *end || n < (a[2] == 'p' ? 0 : 1) || n > INT32_MAX)
+                    usage_error("%s wants %s, not '%s'", a,
+                                a[2] == 'p' ? "milliseconds (0 or more)" : "a size in bytes (1 or more)",
+                                v);
+                *(a[2] == 'p' ? &ws.ping_ms : &ws.fragment) = (int)n;
+            }
             else if (!strcmp(a, "--ca") || !strcmp(a, "--cert") || !strcmp(a, "--key") ||
                      !strcmp(a, "--pin") || !strcmp(a, "--sni")) {
                 if (i + 1 >= argc)
@@ -884,6 +1289,8 @@ int main(int argc, char **argv)
         int sid = open_url(url, 0);
         int type = sock_type(sid);
         logv("connected to %s (sid %d)", url, sid);
+        ws_log_open(sid, 0);
+        set_message_mode(type);
         if (type == SOCK_DGRAM)
             pipe_dgram(sid, 0, 0);
         else
@@ -900,6 +1307,7 @@ int main(int argc, char **argv)
     fflush(stderr);
     xs_set_logger(NULL, NULL, log_level);
 
+    set_message_mode(type);
     if (echo) {
         if (type == SOCK_DGRAM)
             echo_dgram(lsid);
@@ -927,6 +1335,7 @@ int main(int argc, char **argv)
         char a[300];
         fmt_addr(&ss, len, a, sizeof a);
         logv("accepted %s (sid %d)", a, sid);
+        ws_log_open(sid, 1);
         if (!keep) { /* one connection only: stop listening, as nc does */
             xs_close(lsid);
             remove_socket_file();

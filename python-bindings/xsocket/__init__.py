@@ -15,7 +15,9 @@ socket``::
   ``setblocking``, ``setsockopt``/``getsockopt``, ``getsockname``, ``getpeername``,
   ``fileno`` (the sid) and ``notify_fd``;
 - ``create_connection``, ``create_server``, ``getdefaulttimeout``/``setdefaulttimeout``;
-- ``dial(url)`` / ``listen(url)`` over xsocket's URLs (``tcp://``, ``udp://``, ``unix://``);
+- ``dial(url)`` / ``listen(url)`` over xsocket's URLs (``tcp://``, ``udp://``, ``unix://``,
+  ``tls://``, ``ws://``, ``wss://``, ``wsraw://``, …), with ``tls=``/``ws=`` options and a
+  ``timeout``;
 - ``poll([(sock, events), ...], timeout)`` over ``xs_poll``; ``last_error()``;
 - the standard library's constants (``AF_*``, ``SOCK_*``, ``SO_*``, ``MSG_*``, …),
   resolver and conversion functions (``getaddrinfo``, ``inet_pton``, …) and
@@ -25,7 +27,21 @@ socket``::
   ``ssl.SSLContext``), ``tls_socket(family, config)``, the ``tls=`` keyword of
   ``create_connection``/``create_server``, and the read-backs ``tls_version()``,
   ``cipher()``, ``selected_alpn_protocol()``, ``peer_fingerprint()``,
-  ``tls_resumed()``, ``handshake_us()`` on sockets.
+  ``tls_resumed()``, ``handshake_us()`` on sockets;
+- WebSocket: ``XS_PROTO_WS`` (HTTP Upgrade, what browsers speak), ``XS_PROTO_WS_RAW``
+  (frames only), ``XS_MSG_TEXT``, ``XS_SOL_WS``, ``XS_WS_*``; ``WSConfig``,
+  ``ws_socket(family, config, *, raw=False, stream=False, tls=None)``, and on sockets
+  ``send_message(bytes | str)``, ``recv_message() -> bytes | str | None``,
+  ``ws_close(code, reason)``, ``ws_subprotocol()``, ``ws_close_code()``,
+  ``ws_close_reason()``, ``ws_request_path()``, ``ws_request_origin()``,
+  ``ws_recv_text()``; ``recvmsg`` for ``msg_flags`` (``MSG_TRUNC``, ``MSG_EOR``,
+  ``XS_MSG_TEXT``). A WebSocket echo client::
+
+      with socket.dial("ws://127.0.0.1:8080/chat", timeout=5,
+                       ws=socket.WSConfig(subprotocols=["chat"])) as ws:
+          ws.send_message("hi")          # str: a text message; bytes: binary
+          print(ws.recv_message())       # "hi" (str for text, bytes for binary)
+          ws.ws_close(1000, "bye")
 
 A sid is not a kernel descriptor: ``select``/``selectors`` cannot wait on
 ``fileno()``. Wait with ``poll``, or on the kernel eventfd from ``notify_fd()``.
@@ -34,17 +50,19 @@ xsocket repository's ``target/release`` (see ``_lib``).
 """
 
 import ctypes as _ctypes
+import math as _math
 import select as _select
 import socket as _std
 from errno import EINTR as _EINTR
 
 from ._lib import XS_SO_CONNECT_TIMEOUT, XS_SO_NOTIFY_FD, XS_SOL_XSOCKET, failure as _failure
 from ._lib import last_error, lib as _cdll, pollfd as _pollfd
-from ._lib import TLS_CONSTANTS as _TLS_CONSTANTS
+from ._lib import TLS_CONSTANTS as _TLS_CONSTANTS, WS_CONSTANTS as _WS_CONSTANTS
 from ._lib import XS_SOL_TLS as _XS_SOL_TLS, XS_TLS_SERVER_NAME as _XS_TLS_SERVER_NAME
 from ._socket import SocketType, getdefaulttimeout, setdefaulttimeout, socket, timeout
 from ._socket import _check_timeout, _deadline, _poll_ms
 from ._tls import TLSConfig, tls_socket
+from ._ws import WSConfig, ws_socket
 
 __version__ = "0.1.0"
 
@@ -57,6 +75,7 @@ gaierror = _std.gaierror
 _CONSTANTS = {name: value for name, value in vars(_std).items() if name.isupper() and isinstance(value, int)}
 globals().update(_CONSTANTS)
 globals().update(_TLS_CONSTANTS)
+globals().update(_WS_CONSTANTS)
 AddressFamily, SocketKind, MsgFlag, AddressInfo = _std.AddressFamily, _std.SocketKind, _std.MsgFlag, _std.AddressInfo
 
 # xs_poll's events.
@@ -175,23 +194,80 @@ def _url(url):
     return data
 
 
-def dial(url):
+def _url_socket(data, tls, ws):
+    """A socket of the kind URL ``data`` needs (``xs_socket_url``), blocking, with the
+    ``tls`` and ``ws`` configurations applied."""
+    sid = _cdll.xs_socket_url(data)
+    if sid < 0:
+        raise _failure()
+    sock = socket(fileno=sid)
+    try:
+        sock.settimeout(None)
+        config = _tls_config(tls)
+        if config is not None:
+            config.apply(sock)
+        if ws is not None:
+            ws.apply(sock)
+        return sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+def dial(url, timeout=None, *, tls=None, ws=None):
     """Return a socket connected to ``url`` (``xs_dial``, blocking): ``tcp://HOST:PORT``,
-    ``udp://HOST:PORT`` (connected UDP), ``unix:///PATH`` or ``unix://@NAME`` (abstract).
-    IPv6 hosts are bracketed (``tcp://[::1]:80``); every address of a name is tried."""
-    sid = _cdll.xs_dial(_url(url))
-    if sid < 0:
-        raise _failure()
-    return socket(fileno=sid)
+    ``udp://HOST:PORT`` (connected UDP), ``unix:///PATH`` or ``unix://@NAME`` (abstract),
+    ``tls://HOST:PORT``, and WebSocket ``ws://HOST:PORT/PATH``, ``wss://HOST:PORT/PATH``,
+    ``wsraw://HOST:PORT``, ``ws+unix:///PATH`` (``SOCK_SEQPACKET``: one message per
+    ``recv``). IPv6 hosts are bracketed (``tcp://[::1]:80``); every address of a name
+    is tried.
+
+    ``timeout`` (seconds) bounds the connection with its TLS and WebSocket handshakes
+    (``XS_SO_CONNECT_TIMEOUT``; ``TimeoutError`` when it runs out) and is then the
+    socket's timeout. ``tls`` (a ``TLSConfig``; TLS URLs otherwise trust the system's
+    CAs and check the URL's host) and ``ws`` (a ``WSConfig``) are set before
+    connecting (``xs_socket_url`` + ``xs_connect_url``)."""
+    data = _url(url)
+    if timeout is None and tls is None and ws is None:
+        sid = _cdll.xs_dial(data)
+        if sid < 0:
+            raise _failure()
+        return socket(fileno=sid)
+    timeout = _check_timeout(timeout)
+    sock = _url_socket(data, tls, ws)
+    try:
+        if timeout is not None:
+            sock.setsockopt(XS_SOL_XSOCKET, XS_SO_CONNECT_TIMEOUT, max(_math.ceil(timeout * 1000), 1))
+        if _cdll.xs_connect_url(sock.fileno(), data) < 0:
+            raise _failure()
+        sock.settimeout(timeout)
+        return sock
+    except BaseException:
+        sock.close()
+        raise
 
 
-def listen(url, backlog=128):
-    """Return a socket bound to ``url`` (``xs_listen_url``): listening for ``tcp://`` and
-    ``unix://``, bound for ``udp://``. Port 0 picks a free port (see ``getsockname``)."""
-    sid = _cdll.xs_listen_url(_url(url), backlog)
-    if sid < 0:
-        raise _failure()
-    return socket(fileno=sid)
+def listen(url, backlog=128, *, tls=None, ws=None):
+    """Return a socket bound to ``url`` (``xs_listen_url``): listening for ``tcp://``,
+    ``unix://``, ``tls://`` and the WebSocket schemes, bound for ``udp://``. Port 0 picks
+    a free port (see ``getsockname``). ``tls`` (a ``TLSConfig`` with the server's
+    certificate, needed for ``tls://`` and ``wss://``) and ``ws`` (a ``WSConfig``) are
+    set on the listener, and accepted sockets inherit them."""
+    data = _url(url)
+    if tls is None and ws is None:
+        sid = _cdll.xs_listen_url(data, backlog)
+        if sid < 0:
+            raise _failure()
+        return socket(fileno=sid)
+    sock = _url_socket(data, tls, ws)
+    try:
+        if _cdll.xs_bind_url(sock.fileno(), data) < 0:
+            raise _failure()
+        sock.listen(backlog)
+        return sock
+    except BaseException:
+        sock.close()
+        raise
 
 
 def poll(entries, timeout=None):
@@ -216,7 +292,7 @@ __all__ = [
     "last_error", "getdefaulttimeout", "setdefaulttimeout", "error", "timeout", "herror",
     "gaierror", "has_ipv6", "AddressFamily", "SocketKind", "MsgFlag", "AddressInfo",
     "XS_SOL_XSOCKET", "XS_SO_CONNECT_TIMEOUT", "XS_SO_NOTIFY_FD", *_TLS_CONSTANTS,
-    "TLSConfig", "tls_socket",
+    "TLSConfig", "tls_socket", *_WS_CONSTANTS, "WSConfig", "ws_socket",
     "POLLIN", "POLLPRI", "POLLOUT", "POLLERR", "POLLHUP", "POLLNVAL", "POLLRDHUP",
     *_STDLIB_FUNCTIONS, *_CONSTANTS,
 ]

@@ -42,6 +42,35 @@ XS_TLS_RESUMED = 25             # int, read-only: 1 when the session was resumed
 TLS_CONSTANTS = {name: value for name, value in dict(globals()).items()
                  if name.startswith(("XS_TLS_", "XS_PROTO_TLS", "XS_SOL_TLS"))}
 
+# WebSocket (include/xsocket.h): the protocols for xs_socket, the send/recvmsg flag for
+# text messages, the option level and options.
+XS_PROTO_WS_RAW = 0x200         # RFC 6455 frames with no HTTP handshake ("Raw-WS")
+XS_PROTO_WS = 0x400             # WebSocket with the HTTP Upgrade handshake; | XS_PROTO_TLS: wss
+XS_MSG_TEXT = 0x10000000        # xs_send flag: a text message; set in recvmsg's msg_flags for text
+XS_SOL_WS = 0x5855
+XS_WS_PATH = 1                  # text: client: the request path; server: the only path accepted
+XS_WS_HOST = 2                  # text, client: the Host header
+XS_WS_ORIGIN = 3                # text, client: the Origin header
+XS_WS_SUBPROTOCOLS = 4          # text: "chat,superchat", offered (client) or spoken (server)
+XS_WS_ALLOWED_ORIGINS = 5       # text, server: the Origin values allowed (others get 403)
+XS_WS_PING_INTERVAL = 6         # int, ms: send a ping this often (0: never)
+XS_WS_PONG_TIMEOUT = 7          # int, ms: how long a pong may take
+XS_WS_MISSED_PONGS = 8          # int: missed pongs allowed in a row; one more is ETIMEDOUT
+XS_WS_CLOSE_TIMEOUT = 9         # int, ms: how long the close handshake waits for the peer
+XS_WS_FRAGMENT_SIZE = 10        # int, bytes: split outgoing messages into frames this big
+XS_WS_MAX_MESSAGE = 11          # int, bytes: the largest message accepted (default 16 MiB)
+XS_WS_CLOSE_CODE = 12           # int: the close code close() sends (default 1000)
+XS_WS_CLOSE_REASON = 13         # text: the close reason sent with it
+XS_WS_SUBPROTOCOL = 20          # text, read-only: the subprotocol agreed on
+XS_WS_PEER_CLOSE_CODE = 21      # int, read-only: the peer's close code (0 while open)
+XS_WS_PEER_CLOSE_REASON = 22    # text, read-only: the reason in the peer's close frame
+XS_WS_REQUEST_PATH = 23         # text, read-only, server: the path the client asked for
+XS_WS_REQUEST_ORIGIN = 24       # text, read-only, server: the client's Origin header
+XS_WS_RECV_TEXT = 25            # int, read-only: 1 when the last bytes received were text
+
+WS_CONSTANTS = {name: value for name, value in dict(globals()).items()
+                if name.startswith(("XS_WS_", "XS_PROTO_WS", "XS_SOL_WS", "XS_MSG_TEXT"))}
+
 socklen_t = ctypes.c_uint32
 nfds_t = ctypes.c_ulong
 
@@ -50,6 +79,21 @@ class pollfd(ctypes.Structure):
     """``struct pollfd``; for ``xs_poll`` the ``fd`` is a sid."""
 
     _fields_ = [("fd", ctypes.c_int), ("events", ctypes.c_short), ("revents", ctypes.c_short)]
+
+
+class iovec(ctypes.Structure):
+    """``struct iovec``."""
+
+    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
+
+
+class msghdr(ctypes.Structure):
+    """``struct msghdr`` (Linux layout), for ``xs_recvmsg``."""
+
+    _fields_ = [("msg_name", ctypes.c_void_p), ("msg_namelen", socklen_t),
+                ("msg_iov", ctypes.POINTER(iovec)), ("msg_iovlen", ctypes.c_size_t),
+                ("msg_control", ctypes.c_void_p), ("msg_controllen", ctypes.c_size_t),
+                ("msg_flags", ctypes.c_int)]
 
 
 xs_log_fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.c_char_p)
@@ -83,6 +127,8 @@ _PROTOTYPES = {
     "xs_getpeername": (_c_int, [_c_int, _ptr, _socklen_p]),
     "xs_fcntl": (_c_int, [_c_int, _c_int, _c_int]),
     "xs_dial": (_c_int, [ctypes.c_char_p]),
+    "xs_smux_open": (_c_int, [_c_int]),
+    "xs_smux_probe": (_c_int, [_c_int, _c_int]),
     "xs_listen_url": (_c_int, [ctypes.c_char_p, _c_int]),
     "xs_socket_url": (_c_int, [ctypes.c_char_p]),
     "xs_connect_url": (_c_int, [_c_int, ctypes.c_char_p]),

@@ -5,16 +5,23 @@ import math
 import operator
 import select as _select
 import socket as _std
+import struct
+import threading
 import time
 import warnings
-from errno import EAGAIN, ECONNABORTED, EINPROGRESS, EINTR, EINVAL, EISCONN, EWOULDBLOCK
+from errno import (EAGAIN, ECONNABORTED, ECONNRESET, EINPROGRESS, EINTR, EINVAL, EISCONN, EMSGSIZE,
+                   EWOULDBLOCK)
 from fcntl import F_SETFL
 from os import O_NONBLOCK
 
 from . import _addr
-from ._lib import (XS_PROTO_TLS, XS_SO_NOTIFY_FD, XS_SOL_TLS, XS_SOL_XSOCKET, XS_TLS_ALPN_SELECTED,
-                   XS_TLS_CIPHER, XS_TLS_HANDSHAKE_US, XS_TLS_PEER_SHA256, XS_TLS_RESUMED,
-                   XS_TLS_VERSION, error, failure, lib, pollfd, socklen_t)
+from ._lib import (XS_MSG_TEXT, XS_PROTO_TLS, XS_PROTO_WS, XS_PROTO_WS_RAW, XS_SO_NOTIFY_FD,
+                   XS_SOL_TLS, XS_SOL_WS, XS_SOL_XSOCKET, XS_TLS_ALPN_SELECTED, XS_TLS_CIPHER,
+                   XS_TLS_HANDSHAKE_US, XS_TLS_PEER_SHA256, XS_TLS_RESUMED, XS_TLS_VERSION,
+                   XS_WS_CLOSE_CODE, XS_WS_CLOSE_REASON, XS_WS_MAX_MESSAGE,
+                   XS_WS_PEER_CLOSE_CODE, XS_WS_PEER_CLOSE_REASON, XS_WS_RECV_TEXT,
+                   XS_WS_REQUEST_ORIGIN, XS_WS_REQUEST_PATH, XS_WS_SUBPROTOCOL, error, failure,
+                   iovec, lib, msghdr, pollfd, socklen_t)
 
 timeout = _std.timeout  # TimeoutError on Python 3.10+, as in the standard library
 
@@ -23,6 +30,12 @@ _POLL_MAX_MS = 2**31 - 1
 _HANDSHAKE_SLICE_MS = 20  # longest single wait while driving a TLS handshake (it may wait to write)
 _NOTHING = ctypes.create_string_buffer(1)  # a valid buffer for zero-length sends
 _TLS_VERSIONS = {0x0303: "TLSv1.2", 0x0304: "TLSv1.3"}
+_WS = XS_PROTO_WS | XS_PROTO_WS_RAW
+_TEXT_OPTION_LEVELS = (XS_SOL_TLS, XS_SOL_WS)  # levels whose text options take a str
+_MESSAGE_CACHE_MAX = 64 * 1024  # recv_message keeps its buffer after messages up to this size
+_WS_TEXT_MAX = 16 * 1024  # longest WebSocket text read-back (a request path fills at most the HTTP head)
+_CMSG_ALIGN = ctypes.sizeof(ctypes.c_size_t)
+_CMSG_HEADER = struct.Struct("@Nii")  # struct cmsghdr: cmsg_len, cmsg_level, cmsg_type
 _default_timeout = None
 
 
@@ -98,13 +111,62 @@ def _handshake(sid, deadline):
             raise failure()
 
 
-def _is_tls(sid):
-    """Whether ``sid`` is an ``XS_PROTO_TLS`` socket (its TLS read-backs exist)."""
+def _has_level(sid, level, optname):
+    """Whether ``sid`` has the layer of option ``level`` (its read-back ``optname`` exists)."""
     length = socklen_t(8)
     value = ctypes.create_string_buffer(8)
-    if lib.xs_getsockopt(sid, XS_SOL_TLS, XS_TLS_VERSION, value, ctypes.byref(length)) == 0:
+    if lib.xs_getsockopt(sid, level, optname, value, ctypes.byref(length)) == 0:
         return True
     return ctypes.get_errno() == EINVAL  # the handshake has not finished
+
+
+def _is_tls(sid):
+    """Whether ``sid`` is an ``XS_PROTO_TLS`` socket (its TLS read-backs exist)."""
+    return _has_level(sid, XS_SOL_TLS, XS_TLS_VERSION)
+
+
+def _layers(sid):
+    """The ``XS_PROTO_*`` layers of an adopted ``sid`` (0 for a plain socket). A WebSocket
+    reads as ``XS_PROTO_WS`` (the sid does not tell Raw-WS from Full-WS)."""
+    proto = XS_PROTO_TLS if _is_tls(sid) else 0
+    if _has_level(sid, XS_SOL_WS, XS_WS_RECV_TEXT):
+        proto |= XS_PROTO_WS
+    return proto
+
+
+def _established(sid, deadline):
+    """Wait until the accepted WebSocket ``sid`` has finished its opening handshake
+    (the library reports it writable then), within ``deadline``; raise the error that
+    ended it (``SO_ERROR``, else ``ECONNABORTED``)."""
+    entry = pollfd(sid, _select.POLLOUT, 0)
+    while True:
+        ms = _poll_ms(deadline)
+        if ms == 0:
+            raise timeout("timed out (WebSocket handshake)")
+        n = lib.xs_poll(ctypes.byref(entry), 1, ms)
+        if n < 0:
+            if ctypes.get_errno() == EINTR:
+                continue
+            raise failure()
+        if n > 0:
+            break
+    err = _sockopt_int(sid, _std.SO_ERROR)
+    if err:
+        raise error(err)
+    if not entry.revents & _select.POLLOUT:
+        raise error(ECONNABORTED)
+
+
+def _cmsgs(control, length):
+    """The ``[(level, type, data), ...]`` of ``length`` bytes of control messages."""
+    raw, items, offset = ctypes.string_at(control, length), [], 0
+    while offset + _CMSG_HEADER.size <= len(raw):
+        cmsg_len, level, kind = _CMSG_HEADER.unpack_from(raw, offset)
+        if cmsg_len < _CMSG_HEADER.size:
+            break
+        items.append((level, kind, raw[offset + _CMSG_HEADER.size:offset + cmsg_len]))
+        offset += (cmsg_len + _CMSG_ALIGN - 1) // _CMSG_ALIGN * _CMSG_ALIGN
+    return items
 
 
 def _readable(data):
@@ -165,8 +227,10 @@ class socket:
             family = _sockopt_int(sid, _std.SO_DOMAIN) if family == -1 else family
             type = _sockopt_int(sid, _std.SO_TYPE) if type == -1 else type
             if proto == -1:
-                proto = XS_PROTO_TLS if _is_tls(sid) else _sockopt_int(sid, _std.SO_PROTOCOL)
+                proto = _layers(sid) or _sockopt_int(sid, _std.SO_PROTOCOL)
         self._sid = sid
+        self._message_buffer = None  # recv_message's buffer (lazily zeroed pages), reused
+        self._message_lock = threading.Lock()
         self._family = family
         self._type = type & ~_TYPE_FLAGS
         self._proto = proto
@@ -329,6 +393,16 @@ class socket:
                 reason = exc.strerror or str(exc)
                 raise ConnectionAbortedError(
                     ECONNABORTED, f"tls handshake with {address!r} failed ({reason})") from None
+        if self._proto & _WS and self._timeout:
+            # The same for a WebSocket listener: wait (bounded) for the opening handshake
+            # (and the TLS one under wss) that the library drives.
+            try:
+                _established(sid, _deadline(self._timeout))
+            except OSError as exc:
+                lib.xs_close(sid)
+                reason = exc.strerror or str(exc)
+                raise ConnectionAbortedError(
+                    ECONNABORTED, f"websocket handshake with {address!r} failed ({reason})") from None
         return socket(self._family, self._type, self._proto, fileno=sid), address
 
     def _connect(self, address):
@@ -351,7 +425,7 @@ class socket:
         except OSError as exc:
             return exc.errno
         err = 0 if err == EISCONN else err
-        if err and self._proto == XS_PROTO_TLS:
+        if err and self._proto & (XS_PROTO_TLS | _WS):
             # xs_poll ran the handshake and it failed: any call now reports why, which
             # puts the reason into the message that error(err) builds.
             lib.xs_send(sid, _NOTHING, 0, _std.MSG_DONTWAIT)
@@ -371,7 +445,8 @@ class socket:
 
         On a TLS socket (``XS_PROTO_TLS``) ``connect`` also runs the handshake (unless
         the socket is non-blocking); a refused certificate, name or pin raises
-        ``OSError(EPROTO)`` whose message says why."""
+        ``OSError(EPROTO)`` whose message says why. On a WebSocket (``XS_PROTO_WS``)
+        it also runs the HTTP Upgrade handshake, within the same timeout."""
         err = self._connect(address)
         if err:
             raise error(err)
@@ -430,12 +505,15 @@ class socket:
                           pointer, length, flags, raw, len(raw))
 
     def recv(self, bufsize, flags=0):
-        """Receive up to ``bufsize`` bytes; ``b""`` at end of stream."""
+        """Receive up to ``bufsize`` bytes; ``b""`` at end of stream. A message longer
+        than ``bufsize`` (datagram, ``SOCK_SEQPACKET``) is truncated; with ``MSG_TRUNC``
+        in ``flags`` the real length shows in ``recv_into``'s or ``recvmsg``'s result,
+        while ``recv`` still returns at most ``bufsize`` bytes."""
         if bufsize < 0:
             raise ValueError("negative buffersize in recv")
         buffer = ctypes.create_string_buffer(bufsize)
         n = self._call(_select.POLLIN, self._io_deadline(), lib.xs_recv, buffer, bufsize, flags)
-        return ctypes.string_at(buffer, n)
+        return ctypes.string_at(buffer, min(n, bufsize))
 
     def recv_into(self, buffer, nbytes=0, flags=0):
         """Receive into a writable buffer (at most ``nbytes``, 0 meaning all of it);
@@ -458,15 +536,45 @@ class socket:
         address, length = _addr.out_buffer()
         n = self._call(_select.POLLIN, self._io_deadline(), lib.xs_recvfrom,
                        buffer, bufsize, flags, address, ctypes.byref(length))
-        return ctypes.string_at(buffer, n), _addr.unpack(address, length.value)
+        return ctypes.string_at(buffer, min(n, bufsize)), _addr.unpack(address, length.value)
+
+    def recvmsg(self, bufsize, ancbufsize=0, flags=0):
+        """Receive up to ``bufsize`` bytes with ``xs_recvmsg``; return ``(data, ancdata,
+        msg_flags, address)`` as the stdlib's ``recvmsg``: ``ancdata`` is a list of
+        ``(level, type, bytes)`` control messages (room for ``ancbufsize`` bytes of
+        them), ``msg_flags`` has ``MSG_TRUNC`` for a truncated message, ``MSG_EOR`` at
+        the end of a WebSocket message on ``SOCK_STREAM`` and ``XS_MSG_TEXT`` for
+        text, and ``address`` is None when the sender has none."""
+        if bufsize < 0:
+            raise ValueError("negative buffer size in recvmsg")
+        if ancbufsize < 0:
+            raise ValueError("negative buffer size in recvmsg")
+        buffer = ctypes.create_string_buffer(max(bufsize, 1))
+        n, msg_flags, ancdata, address = self._recvmsg_into(buffer, bufsize, ancbufsize, flags,
+                                                            self._io_deadline())
+        return ctypes.string_at(buffer, min(n, bufsize)), ancdata, msg_flags, address
+
+    def _recvmsg_into(self, buffer, nbytes, ancbufsize, flags, deadline):
+        """One ``xs_recvmsg`` of at most ``nbytes`` into ``buffer`` (a ctypes array), waiting
+        until ``deadline``; return ``(result, msg_flags, ancdata, address)``."""
+        name, _ = _addr.out_buffer()
+        control = ctypes.create_string_buffer(ancbufsize) if ancbufsize else None
+        iov = iovec(ctypes.addressof(buffer), nbytes)
+        msg = msghdr(ctypes.addressof(name), _addr.SOCKADDR_MAX, ctypes.pointer(iov), 1,
+                     ctypes.addressof(control) if control is not None else None, ancbufsize, 0)
+        n = self._call(_select.POLLIN, deadline, lib.xs_recvmsg, ctypes.byref(msg), flags)
+        ancdata = _cmsgs(control, min(msg.msg_controllen, ancbufsize)) if control is not None else []
+        namelen = min(msg.msg_namelen, _addr.SOCKADDR_MAX) if name.raw[:2] != b"\0\0" else 0
+        return n, msg.msg_flags, ancdata, _addr.unpack(name, namelen)
 
     # --- options ---
 
     def setsockopt(self, level, optname, value, optlen=None):
         """``setsockopt(level, optname, int | bytes-like)`` or
-        ``setsockopt(level, optname, None, optlen)``, as in the stdlib. At level
-        ``XS_SOL_TLS`` text options (paths, names, ALPN lists, hex pins) also take a
-        ``str``; flags take an int (or bool); PEM and raw pins take bytes."""
+        ``setsockopt(level, optname, None, optlen)``, as in the stdlib. At levels
+        ``XS_SOL_TLS`` and ``XS_SOL_WS`` text options (paths, names, ALPN and
+        subprotocol lists, hex pins, origins, close reasons) also take a ``str``;
+        flags and numbers take an int (or bool); PEM and raw pins take bytes."""
         if optlen is not None:
             if value is not None:
                 raise TypeError("setsockopt(): value must be None when optlen is given")
@@ -474,7 +582,7 @@ class socket:
         elif isinstance(value, int):
             owner = ctypes.c_int(value)
             pointer, length = ctypes.addressof(owner), ctypes.sizeof(owner)
-        elif isinstance(value, str) and level == XS_SOL_TLS:
+        elif isinstance(value, str) and level in _TEXT_OPTION_LEVELS:
             owner = value.encode()
             if b"\0" in owner:
                 raise ValueError("embedded null byte")
@@ -489,7 +597,10 @@ class socket:
         ``XS_SOL_TLS``: ``XS_TLS_VERSION``, ``XS_TLS_RESUMED`` and ``XS_TLS_HANDSHAKE_US``
         (an int64) read as ints; ``XS_TLS_CIPHER``, ``XS_TLS_ALPN_SELECTED`` and
         ``XS_TLS_PEER_SHA256`` need a ``buflen`` (e.g. 256) and return bytes. Before the
-        handshake has finished they raise ``OSError(EINVAL)``."""
+        handshake has finished they raise ``OSError(EINVAL)``. ``XS_SOL_WS``: the int
+        options read as ints; the text ones (``XS_WS_SUBPROTOCOL``,
+        ``XS_WS_PEER_CLOSE_REASON``, ``XS_WS_REQUEST_PATH``, …) need a ``buflen`` and
+        return bytes (the ``ws_*`` methods decode them)."""
         if buflen == 0:
             if level == XS_SOL_TLS and optname == XS_TLS_HANDSHAKE_US:
                 value, length = ctypes.c_int64(), socklen_t(ctypes.sizeof(ctypes.c_int64))
@@ -553,6 +664,128 @@ class socket:
     def handshake_us(self):
         """How long the TLS handshake took, in microseconds; None before it finished."""
         return self._tls_value(XS_TLS_HANDSHAKE_US)
+
+    # --- WebSocket messages and read-backs (XS_PROTO_WS, XS_PROTO_WS_RAW sockets) ---
+
+    def send_message(self, data, flags=0):
+        """Send one WebSocket message: a ``str`` as text (UTF-8, ``XS_MSG_TEXT``), a
+        bytes-like object as binary. The timeout bounds the whole call. ``flags`` as
+        for ``send`` (``MSG_DONTWAIT`` …)."""
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+            flags |= XS_MSG_TEXT
+        owner, address, length = _readable(data)
+        deadline = self._io_deadline()
+        sent = self._call(_select.POLLOUT, deadline, lib.xs_send, address, length, flags)
+        while sent < length:  # a stream socket that took part of it: the rest follows
+            sent += self._call(_select.POLLOUT, deadline, lib.xs_send, address + sent, length - sent, flags)
+
+    def recv_message(self, bufsize=None, flags=0):
+        """Receive one whole WebSocket message: ``str`` for a text message, ``bytes`` for
+        a binary one, None once the peer has closed (see ``ws_close_code()``). The
+        timeout bounds the whole call.
+
+        ``SOCK_SEQPACKET``: one message of at most ``bufsize`` bytes (default: the
+        socket's ``XS_WS_MAX_MESSAGE``, so any message the socket accepts fits); a
+        longer one is dropped and raises ``OSError(EMSGSIZE)``. ``SOCK_STREAM``: the
+        pieces ``recv`` would return (each at most ``bufsize``, default 64 KiB), joined
+        up to the end of the message."""
+        deadline = self._io_deadline()
+        if self._type == _std.SOCK_STREAM:
+            return self._recv_stream_message(bufsize or 65536, flags, deadline)
+        if bufsize is None:
+            bufsize = max(self.getsockopt(XS_SOL_WS, XS_WS_MAX_MESSAGE), 1)
+        elif bufsize < 0:
+            raise ValueError("negative buffersize in recv_message")
+        if self._message_lock.acquire(blocking=False):
+            # One buffer the size of the largest message serves every call: its pages
+            # are mapped as messages fill them, and it is dropped after a big message.
+            try:
+                buffer = self._message_buffer
+                if buffer is None or len(buffer) < bufsize:
+                    buffer = (ctypes.c_char * max(bufsize, 1))()
+                self._message_buffer = None
+                n, msg_flags, data = self._recv_one(buffer, bufsize, flags, deadline)
+                if n <= _MESSAGE_CACHE_MAX:
+                    self._message_buffer = buffer
+            finally:
+                self._message_lock.release()
+        else:  # another thread is receiving too
+            n, msg_flags, data = self._recv_one((ctypes.c_char * max(bufsize, 1))(), bufsize, flags, deadline)
+        if msg_flags & _std.MSG_TRUNC:
+            raise OSError(EMSGSIZE, f"message longer than the {bufsize}-byte buffer (dropped)")
+        if n == 0 and not msg_flags & (XS_MSG_TEXT | _std.MSG_EOR):
+            return None  # the end: an empty message has MSG_EOR
+        return self._message(data, msg_flags)
+
+    def _recv_one(self, buffer, bufsize, flags, deadline):
+        n, msg_flags, _, _ = self._recvmsg_into(buffer, bufsize, 0, flags & ~_std.MSG_TRUNC, deadline)
+        return n, msg_flags, ctypes.string_at(buffer, min(n, bufsize))
+
+    def _recv_stream_message(self, bufsize, flags, deadline):
+        buffer = (ctypes.c_char * bufsize)()
+        parts = []
+        while True:
+            n, msg_flags, _, _ = self._recvmsg_into(buffer, bufsize, 0, flags, deadline)
+            if n == 0 and not msg_flags & _std.MSG_EOR:
+                if parts:
+                    raise OSError(ECONNRESET, "connection closed in the middle of a message")
+                return None
+            parts.append(ctypes.string_at(buffer, n))
+            if msg_flags & _std.MSG_EOR:
+                return self._message(b"".join(parts), msg_flags)
+
+    @staticmethod
+    def _message(data, msg_flags):
+        return data.decode("utf-8") if msg_flags & XS_MSG_TEXT else data
+
+    def ws_close(self, code=1000, reason=None):
+        """Close with WebSocket close ``code`` (1000, normal, by default) and ``reason``
+        (``str``, at most 123 bytes of UTF-8): ``close()`` after setting
+        ``XS_WS_CLOSE_CODE`` and ``XS_WS_CLOSE_REASON``. The close handshake finishes in
+        the background (at most ``XS_WS_CLOSE_TIMEOUT``)."""
+        if self._sid < 0:
+            return
+        self.setsockopt(XS_SOL_WS, XS_WS_CLOSE_CODE, code)
+        if reason is not None:
+            self.setsockopt(XS_SOL_WS, XS_WS_CLOSE_REASON, reason)
+        self.close()
+
+    def _ws_text(self, optname):
+        """A text read-back at level ``XS_SOL_WS`` as ``str`` (up to the longest HTTP head)."""
+        buffer, length = ctypes.create_string_buffer(_WS_TEXT_MAX), socklen_t(_WS_TEXT_MAX)
+        if lib.xs_getsockopt(self._sid, XS_SOL_WS, optname, buffer, ctypes.byref(length)) < 0:
+            raise failure()
+        return ctypes.string_at(buffer, length.value).decode("utf-8", "replace")
+
+    def ws_subprotocol(self):
+        """The subprotocol agreed on in the opening handshake (``str``), or None."""
+        return self._ws_text(XS_WS_SUBPROTOCOL) or None
+
+    def ws_close_code(self):
+        """The peer's close code (1000, 1001, …; 1005: its close frame had none; 1006: the
+        connection was lost without one), or None while the peer has not closed."""
+        return self.getsockopt(XS_SOL_WS, XS_WS_PEER_CLOSE_CODE) or None
+
+    def ws_close_reason(self):
+        """The reason in the peer's close frame (``str``, possibly empty), or None while
+        the peer has not closed."""
+        if self.ws_close_code() is None:
+            return None
+        return self._ws_text(XS_WS_PEER_CLOSE_REASON)
+
+    def ws_request_path(self):
+        """Server side: the path (with its query) the client asked for."""
+        return self._ws_text(XS_WS_REQUEST_PATH)
+
+    def ws_request_origin(self):
+        """Server side: the client's ``Origin`` header, or None when it sent none."""
+        return self._ws_text(XS_WS_REQUEST_ORIGIN) or None
+
+    def ws_recv_text(self):
+        """Whether the last bytes ``recv`` returned were of a text message
+        (``XS_WS_RECV_TEXT``)."""
+        return bool(self.getsockopt(XS_SOL_WS, XS_WS_RECV_TEXT))
 
 
 SocketType = socket

@@ -6,9 +6,12 @@ use libc::socklen_t;
 
 use super::{
     ffi_call, non_null, socket_of,
-    types::{XS_SOL_TLS, XS_SOL_WS, XS_SOL_XSOCKET},
+    types::{XS_SOL_SMUX, XS_SOL_TLS, XS_SOL_WS, XS_SOL_XSOCKET},
 };
-use crate::{error::Error, options, socket::Socket, sys::syscall, tls::TlsLayer, ws::WsLayer};
+use crate::{
+    error::Error, options, smux::SmuxLayer, socket::Socket, sys::syscall, tls::TlsLayer,
+    ws::WsLayer,
+};
 
 /// The TLS layer of a socket, for `XS_SOL_TLS` options.
 fn tls_of(socket: &Socket) -> crate::error::Result<&TlsLayer> {
@@ -20,9 +23,25 @@ fn ws_of(socket: &Socket) -> crate::error::Result<&WsLayer> {
     socket.ws().ok_or(Error::OptionNotSupported { level: XS_SOL_WS, name: 0 })
 }
 
+/// The smux layer of a socket, for `XS_SOL_SMUX` options.
+fn smux_of(socket: &Socket) -> crate::error::Result<&SmuxLayer> {
+    socket.smux().ok_or(Error::OptionNotSupported { level: XS_SOL_SMUX, name: 0 })
+}
+
 /// Whether a level is one of xsocket's own (not the kernel's).
 fn own_level(level: c_int) -> bool {
-    matches!(level, XS_SOL_XSOCKET | XS_SOL_TLS | XS_SOL_WS)
+    matches!(level, XS_SOL_XSOCKET | XS_SOL_TLS | XS_SOL_WS | XS_SOL_SMUX)
+}
+
+/// An smux stream's own timeout (`SO_RCVTIMEO`: 0, `SO_SNDTIMEO`: 1): the kernel
+/// socket under it is the whole session's.
+fn stream_timeout(socket: &Socket, level: c_int, optname: c_int) -> Option<(&SmuxLayer, usize)> {
+    let which = match (level, optname) {
+        (libc::SOL_SOCKET, libc::SO_RCVTIMEO) => 0,
+        (libc::SOL_SOCKET, libc::SO_SNDTIMEO) => 1,
+        _ => return None,
+    };
+    socket.smux().filter(|s| s.is_stream()).map(|s| (s, which))
 }
 
 /// Sets a socket option, as `setsockopt(2)`.
@@ -50,6 +69,20 @@ pub unsafe extern "C" fn xs_setsockopt(
 ) -> c_int {
     ffi_call!("xs_setsockopt", {
         let socket = socket_of(sid)?;
+        if let Some((smux, which)) = stream_timeout(&socket, level, optname) {
+            if (optlen as usize) < size_of::<libc::timeval>() {
+                return Err(Error::InvalidArgument("a timeout is a struct timeval".into()));
+            }
+            non_null(optval, "optval")?;
+            // SAFETY: non-NULL, with room for a timeval (checked above).
+            let tv = unsafe { optval.cast::<libc::timeval>().read_unaligned() };
+            if tv.tv_sec < 0 || !(0..1_000_000).contains(&tv.tv_usec) {
+                return Err(Error::InvalidArgument("timeval out of range".into()));
+            }
+            let limit = std::time::Duration::new(tv.tv_sec as u64, tv.tv_usec as u32 * 1000);
+            smux.set_stream_timeout(which, limit);
+            return Ok(0);
+        }
         if !own_level(level) {
             syscall!("setsockopt", setsockopt(socket.raw_fd(), level, optname, optval, optlen))?;
             return Ok(0);
@@ -67,6 +100,8 @@ pub unsafe extern "C" fn xs_setsockopt(
             tls_of(&socket)?.set_option(optname, value)?;
         } else if level == XS_SOL_WS {
             ws_of(&socket)?.set_option(optname, value)?;
+        } else if level == XS_SOL_SMUX {
+            smux_of(&socket)?.set_option(optname, value)?;
         } else {
             options::set(&socket, optname, value)?;
         }
@@ -95,6 +130,25 @@ pub unsafe extern "C" fn xs_getsockopt(
 ) -> c_int {
     ffi_call!("xs_getsockopt", {
         let socket = socket_of(sid)?;
+        if let Some((smux, which)) = stream_timeout(&socket, level, optname) {
+            non_null(optlen, "optlen")?;
+            non_null(optval, "optval")?;
+            // SAFETY: non-NULL, and the caller promises it is valid.
+            if (unsafe { *optlen } as usize) < size_of::<libc::timeval>() {
+                return Err(Error::InvalidArgument("optlen is smaller than a timeval".into()));
+            }
+            let limit = smux.stream_timeout(which).unwrap_or_default();
+            let tv = libc::timeval {
+                tv_sec: limit.as_secs() as libc::time_t,
+                tv_usec: limit.subsec_micros() as libc::suseconds_t,
+            };
+            // SAFETY: `optval` has room for a timeval (checked above).
+            unsafe {
+                optval.cast::<libc::timeval>().write_unaligned(tv);
+                *optlen = size_of::<libc::timeval>() as socklen_t;
+            }
+            return Ok(0);
+        }
         if !own_level(level) {
             syscall!("getsockopt", getsockopt(socket.raw_fd(), level, optname, optval, optlen))?;
             // A layer runs over a kernel stream: SO_TYPE is the delivery asked for.
@@ -147,7 +201,11 @@ pub unsafe extern "C" fn xs_getsockopt(
         if room < size_of::<c_int>() {
             return Err(Error::InvalidArgument("optlen is smaller than an int".into()));
         }
-        let value = options::get(&socket, optname)?;
+        let value = if level == XS_SOL_SMUX {
+            smux_of(&socket)?.option(optname)?
+        } else {
+            options::get(&socket, optname)?
+        };
         // SAFETY: `optval` has room for an int (checked above); it may be unaligned.
         unsafe {
             optval.cast::<c_int>().write_unaligned(value);

@@ -108,6 +108,50 @@ pub unsafe extern "C" fn xs_accept4(
     })
 }
 
+/// Opens a stream on a connected smux session (`XS_PROTO_SMUX`) and returns its sid.
+///
+/// The stream's SYN goes to the peer at once; data may follow right away. The new
+/// sid is blocking (set `O_NONBLOCK` with `xs_fcntl`) and behaves as a TCP socket
+/// (see `XS_PROTO_SMUX`).
+///
+/// Returns the stream's sid, or -1 with errno: `EBADF`, `EINVAL` (not a connected
+/// smux session), `EMFILE` (every stream id in use, or `XS_SMUX_MAX_STREAMS`
+/// reached), `ECONNRESET` (the session has ended).
+///
+/// # Safety
+/// Always safe to call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xs_smux_open(session: c_int) -> c_int {
+    ffi_call!("xs_smux_open", {
+        let socket = socket_of(session)?;
+        Ok(open::open_stream(&socket)?.sid())
+    })
+}
+
+/// Tells whether the peer of a connected smux session speaks smux: sends the VRM
+/// probe (7 bytes) and waits at most `timeout_ms` for the right answer. A peer that
+/// does not speak smux sees only those 7 bytes; what it sends back ends the
+/// session (a session is for smux peers).
+///
+/// Returns 1 (an smux peer), 0 (no answer in time, or a wrong one), or -1 with
+/// errno: `EBADF`, `EINVAL` (not a connected smux session, or negative timeout).
+///
+/// # Safety
+/// Always safe to call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn xs_smux_probe(session: c_int, timeout_ms: c_int) -> c_int {
+    ffi_call!("xs_smux_probe", {
+        let socket = socket_of(session)?;
+        let smux = socket.smux().filter(|s| s.is_session()).ok_or_else(|| {
+            Error::InvalidArgument("not a connected XS_PROTO_SMUX session".into())
+        })?;
+        let ms = u64::try_from(timeout_ms)
+            .map_err(|_| Error::InvalidArgument("timeout_ms must be >= 0".into()))?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+        Ok(i32::from(smux.probe(&socket, deadline)?))
+    })
+}
+
 /// Connects the socket, as `connect(2)`.
 ///
 /// Blocking sockets wait until connected: at most `XS_SO_CONNECT_TIMEOUT` when set

@@ -182,3 +182,46 @@ pub const XS_WS_REQUEST_PATH: c_int = 23;
 pub const XS_WS_REQUEST_ORIGIN: c_int = 24;
 /// `int`, read-only: 1 when the last bytes `xs_recv` returned were of a text message.
 pub const XS_WS_RECV_TEXT: c_int = 25;
+
+/// `protocol` for `xs_socket`: an smux session (stream multiplexing, wire-compatible
+/// with the Go library yddeng/smux, v1 and v2) over TCP, a Unix stream socket, or
+/// TLS with `XS_PROTO_SMUX | XS_PROTO_TLS`.
+///
+/// A connected smux socket is a session; `xs_smux_open` opens a stream on it and
+/// `xs_accept` on it returns the streams the peer opened. An `xs_accept` on a
+/// listening smux socket returns sessions. Streams are sids that behave as TCP
+/// sockets do (blocking or not, timeouts, `MSG_PEEK`, `xs_poll`, `xs_shutdown`,
+/// `xs_close`), with these differences, from the wire format: there is no
+/// half-close (`xs_shutdown(SHUT_WR)` closes the stream for the peer too, though
+/// bytes already sent still arrive); closing the session, or losing its connection,
+/// makes every stream's `xs_recv` return what was received and then fail with
+/// `ECONNRESET`. A send bounded by `SO_SNDTIMEO` returns the bytes handed to the
+/// connection so far (they will arrive) and `EAGAIN` only when there were none.
+pub const XS_PROTO_SMUX: c_int = 0x800;
+
+/// Option level of the smux options (`XS_SMUX_*`): set them on the socket before
+/// `xs_connect`, or on the listening socket (sessions accepted inherit them).
+pub const XS_SOL_SMUX: c_int = 0x5856;
+/// `int`, bytes: each stream's window, both ways (default 524288, as the Go
+/// library; both ends must agree). A stream's sender stops after this much
+/// unconfirmed data, and the receiver refuses more.
+pub const XS_SMUX_WINDOW: c_int = 1;
+/// `int`: streams open at once on a session (default and most 65535); one more
+/// `xs_smux_open` fails with `EMFILE`, and a peer's extra opens are refused.
+pub const XS_SMUX_MAX_STREAMS: c_int = 2;
+/// `int`: streams the peer opened that wait for `xs_accept` (default 1024); more
+/// are refused (the peer sees its stream closed at once).
+pub const XS_SMUX_ACCEPT_BACKLOG: c_int = 3;
+/// `int`, milliseconds: send a PIN keepalive this often from the start (0, the
+/// default: only once the peer has sent one, every 10 s, as the Go library's v2
+/// expects; a v1 peer does not understand PIN).
+pub const XS_SMUX_PIN_INTERVAL: c_int = 4;
+/// `int`, milliseconds: fail the session with `ETIMEDOUT` when nothing at all has
+/// come from the peer for this long (0, the default: never).
+pub const XS_SMUX_IDLE_TIMEOUT: c_int = 5;
+/// `int`, read-only, on a stream: its wire id (1-65535), or 0 once closed both ways.
+pub const XS_SMUX_STREAM_ID: c_int = 20;
+/// `int`, read-only, on a session: streams open (or waiting for the peer's FIN).
+pub const XS_SMUX_STREAMS: c_int = 21;
+/// `int`, read-only, on a session: 1 when the peer sends PIN keepalives (a v2 peer).
+pub const XS_SMUX_PEER_PINS: c_int = 22;

@@ -2,4 +2,11 @@
 
 pub(crate) mod frame;
 pub(crate) mod ids;
+mod layer;
+pub(crate) mod options;
 pub(crate) mod session;
+
+pub(crate) use self::{
+    layer::{SmuxLayer, Waker, thread_waker},
+    session::StreamKey,
+};

@@ -6,8 +6,14 @@
 //! What the Go library does and this does not (see `shared/smux-wire.md` §3–§6):
 //! the receive window is enforced (PSH beyond it fails the session), PSH payloads
 //! over 64 KiB fail the session before anything is stored, a CFM for more than
-//! was sent fails the session, ids are recycled on passive close too, no CFM or PSH
-//! is sent after our FIN, and the answer to our own VRM probe is never answered.
+//! was sent fails the session, ids are recycled on passive close too, no PSH is
+//! sent after our FIN and no CFM after the peer's, and the answer to our own VRM
+//! probe is never answered.
+//!
+//! Close is a half-close, as `shutdown(SHUT_WR)` on TCP: our FIN says we send no
+//! more; we still read (and confirm) until the peer's FIN, which it sends when its
+//! application closes. The Go library answers a FIN at once, so against it a FIN
+//! ends both directions, as the wire notes say.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -278,11 +284,6 @@ impl Session {
         let Some(&key) = self.by_id.get(&id) else { return };
         let stream = self.streams.get_mut(&key).expect("ids map to streams");
         stream.fin_received = true;
-        if !stream.fin_sent {
-            // No half-close on the wire: answer at once, as the Go library does.
-            stream.fin_sent = true;
-            self.push_header(Header::new(frame::FIN, id, 0));
-        }
         self.detach(key);
         self.flag(key);
     }
@@ -371,7 +372,7 @@ impl Session {
         let window = self.config.window;
         let stream = self.streams.get_mut(&key).ok_or(StreamError::Unknown)?;
         let id = match stream.id {
-            Some(id) if !stream.fin_sent && !stream.fin_received => id,
+            Some(id) if !stream.fin_sent => id,
             _ => return Err(StreamError::Closed),
         };
         let room = window.saturating_sub(stream.sent_unconfirmed) as usize;
@@ -389,7 +390,7 @@ impl Session {
     pub(crate) fn send_room(&self, key: StreamKey) -> usize {
         self.streams
             .get(&key)
-            .filter(|s| s.id.is_some() && !s.fin_sent && !s.fin_received)
+            .filter(|s| s.id.is_some() && !s.fin_sent)
             .map_or(0, |s| self.config.window.saturating_sub(s.sent_unconfirmed) as usize)
     }
 
@@ -414,7 +415,8 @@ impl Session {
         if !peek {
             stream.recv.drain(..n);
             stream.read_unconfirmed += n as u32;
-            if stream.read_unconfirmed >= half_window && !stream.fin_sent {
+            // Nothing more comes after the peer's FIN: nothing to confirm then.
+            if stream.read_unconfirmed >= half_window && !stream.fin_received {
                 if let Some(id) = stream.id {
                     let count = stream.read_unconfirmed;
                     stream.in_flight -= count;
@@ -436,8 +438,8 @@ impl Session {
         self.streams.get(&key).is_none_or(|s| s.fin_received)
     }
 
-    /// Ends our side of the stream: FIN goes out (there is no half-close on the
-    /// wire: the peer closes too); reading goes on until the peer's FIN.
+    /// Ends our sending side of the stream: FIN goes out; reading goes on until the
+    /// peer's FIN.
     pub(crate) fn finish(&mut self, key: StreamKey) {
         let Some(stream) = self.streams.get_mut(&key) else { return };
         if stream.fin_sent {
@@ -469,6 +471,7 @@ impl Session {
     }
 
     /// Ids in use.
+    #[cfg(test)]
     pub(crate) fn ids_in_use(&self) -> usize {
         self.ids.len()
     }
@@ -513,11 +516,32 @@ mod tests {
         a.release(sa);
         pump(&mut a, &mut b).expect("valid");
         assert_eq!(b.read(sb, &mut [0; 4], false), Ok(Read::End));
-        assert_eq!(b.write(sb, b"late"), Err(StreamError::Closed));
-        pump(&mut b, &mut a).expect("the FIN answer");
-        assert_eq!((a.ids_in_use(), a.stream_count()), (0, 0), "id recycled after FIN both ways");
+        assert_eq!(a.ids_in_use(), 1, "the id waits for the peer's FIN");
         b.release(sb);
         assert_eq!((b.ids_in_use(), b.stream_count()), (0, 0), "passive side recycles too");
+        pump(&mut b, &mut a).expect("the FIN answer");
+        assert_eq!((a.ids_in_use(), a.stream_count()), (0, 0), "id recycled after FIN both ways");
+        assert!(a.output().is_empty() && b.output().is_empty(), "one FIN each way");
+    }
+
+    #[test]
+    fn half_close_lets_the_peer_answer() {
+        let (mut a, mut b) = pair();
+        let sa = a.open().expect("open");
+        a.write(sa, b"question").expect("write");
+        a.finish(sa);
+        assert_eq!(a.write(sa, b"more"), Err(StreamError::Closed));
+        pump(&mut a, &mut b).expect("valid");
+        let sb = b.accept().expect("stream");
+        assert_eq!(read_all(&mut b, sb), b"question");
+        assert_eq!(b.read(sb, &mut [0; 4], false), Ok(Read::End));
+        b.write(sb, b"answer").expect("the peer may still send");
+        b.release(sb);
+        pump(&mut b, &mut a).expect("valid");
+        assert_eq!(read_all(&mut a, sa), b"answer");
+        assert_eq!(a.read(sa, &mut [0; 4], false), Ok(Read::End));
+        a.release(sa);
+        assert_eq!((a.stream_count(), b.stream_count()), (0, 0));
     }
 
     #[test]
@@ -630,6 +654,8 @@ mod tests {
         pump(&mut a, &mut b).expect("valid");
         assert_eq!(b.take_changed(), vec![sb]);
         assert!(b.readable(sb) && b.peer_closed(sb));
+        assert_eq!(b.stream_id(sb), Some(1), "the id is held until b's FIN too");
+        b.finish(sb);
         assert_eq!(b.stream_id(sb), None, "the id is free once FIN went both ways");
     }
 

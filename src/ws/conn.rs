@@ -250,6 +250,17 @@ impl Conn {
         closed && self.output.is_empty()
     }
 
+    /// Whether the peer is done sending: its close frame came, or the transport ended.
+    pub(crate) fn peer_done(&self) -> bool {
+        self.eof || self.peer_close.is_some()
+    }
+
+    /// Drops undecoded input (after a failure, while waiting for the peer to stop).
+    pub(crate) fn discard_input(&mut self) {
+        let n = self.input.len();
+        self.input.consume(n);
+    }
+
     /// Whether the transport may be read: more input is wanted and can come.
     pub(crate) fn wants_input(&self) -> bool {
         !self.eof && self.failure.is_none() && self.peer_close.is_none()
@@ -380,6 +391,9 @@ impl Conn {
                 return Err(err);
             }
             if self.peer_close.is_some() {
+                if !peek {
+                    self.answer_close();
+                }
                 return Ok(Some(Received::End));
             }
             let max_data = if self.config.messages || peek { usize::MAX } else { buf.len() };
@@ -450,19 +464,25 @@ impl Conn {
         }
     }
 
+    /// Answers the peer's close frame with the same code (once).
+    fn answer_close(&mut self) {
+        if let Some((code, _)) = &self.peer_close {
+            if !self.close_sent {
+                let echo = if *code == 1005 { Vec::new() } else { code.to_be_bytes().to_vec() };
+                self.queue_frame(frame::OP_CLOSE, &echo);
+                self.close_sent = true;
+            }
+        }
+    }
+
     /// Acts on a control frame.
     fn control(&mut self, opcode: u8, payload: &[u8]) {
         match opcode {
             frame::OP_PING if !self.close_sent => self.queue_frame(frame::OP_PONG, payload),
             frame::OP_CLOSE => {
-                let (code, reason) = decoder::parse_close(payload);
-                self.peer_close = Some((code, reason));
-                if !self.close_sent {
-                    // Echo the code, as RFC 6455 §5.5.1 suggests.
-                    let echo = if code == 1005 { &[][..] } else { &payload[..2] };
-                    self.queue_frame(frame::OP_CLOSE, echo);
-                    self.close_sent = true;
-                }
+                // Answered when the application takes the end (see `answer_close`), so
+                // what it is still sending goes out first (RFC 6455 §5.5.1 allows it).
+                self.peer_close = Some(decoder::parse_close(payload));
             }
             _ => {} // a pong (any frame already counted as an answer), or a ping after our close
         }
@@ -491,8 +511,8 @@ impl Conn {
         if let Some(err) = self.failure() {
             return Err(err);
         }
-        if self.close_sent || self.peer_close.is_some() {
-            let detail = "websocket: the connection is closing (close frame sent or received)";
+        if self.close_sent {
+            let detail = "websocket: the connection is closing (close frame sent)";
             return Err(failed(libc::EPIPE, detail));
         }
         if text && std::str::from_utf8(data).is_err() {
@@ -548,10 +568,16 @@ impl Conn {
     /// Runs the heartbeat: queues a ping when due; the next time it wants to run, or a
     /// failure (`ETIMEDOUT`) when too many pongs were missed.
     pub(crate) fn tick(&mut self, now: Instant) -> Result<Option<Instant>, Error> {
-        if self.failure.is_some() || self.close_sent || self.handshaking() {
+        if self.failure.is_some() || self.close_sent {
             return Ok(None);
         }
+        let handshaking = self.handshaking();
         let Some(beat) = &mut self.heartbeat else { return Ok(None) };
+        if handshaking {
+            // The heartbeat starts with the connection.
+            *beat = Heartbeat::new(beat.config(), now);
+            return Ok(Some(now + beat.config().interval));
+        }
         match beat.tick(now) {
             Beat::Wait(due) => Ok(Some(due)),
             Beat::Ping(due) => {

@@ -47,6 +47,11 @@ impl Heartbeat {
         self.missed = 0;
     }
 
+    /// The settings.
+    pub(crate) fn config(&self) -> HeartbeatConfig {
+        self.config
+    }
+
     /// Misses in a row so far.
     pub(crate) fn missed(&self) -> u32 {
         self.missed

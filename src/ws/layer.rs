@@ -30,6 +30,11 @@ use crate::{
     socket::Socket,
 };
 
+/// How often the event thread reads an idle connection to answer the peer's pings
+/// (clients such as browsers and the Python `websockets` package drop a peer that
+/// does not answer within 20 s or so).
+const SERVICE_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Queued output beyond which a send waits (or says `EAGAIN`) before taking more.
 const HIGH_WATER: usize = 64 * 1024;
 
@@ -177,11 +182,6 @@ impl WsLayer {
         }
     }
 
-    /// Whether the heartbeat needs the event thread's timer.
-    pub(crate) fn wants_timer(&self) -> bool {
-        !self.options.lock().ping_interval.is_zero()
-    }
-
     /// After the kernel connected (or started connecting): starts the client side.
     pub(crate) fn start_client(&self, socket: &Socket) -> Result<()> {
         let options = self.options.lock().clone();
@@ -241,12 +241,7 @@ impl WsLayer {
         loop {
             let pending = flush(socket, conn);
             if !conn.handshaking() {
-                if let Some(err) = conn.failure() {
-                    if conn.output.is_empty() {
-                        lower::shutdown_write(socket);
-                    }
-                    return Err(err);
-                }
+                // Done (a later failure is for the calls that follow to report).
                 return pending.map(|_| None);
             }
             if let Some(events) = pending? {
@@ -274,8 +269,8 @@ impl WsLayer {
     pub(crate) fn handshake_poll(&self, socket: &Socket) -> Result<Option<i16>> {
         let mut guard = self.conn.lock();
         let conn = guard.as_mut().ok_or_else(not_connected)?;
-        if !conn.handshaking() && conn.output.is_empty() {
-            return conn.failure().map_or(Ok(None), Err);
+        if !conn.handshaking() {
+            return Ok(None);
         }
         Self::handshake_step(socket, conn)
     }
@@ -306,6 +301,9 @@ impl WsLayer {
         flags: i32,
         dont_wait: bool,
     ) -> Result<usize> {
+        // Inside the call from the start: the event thread's timer then leaves input
+        // to this thread (see `tick`).
+        let _in_call = socket.enter()?;
         let deadline = socket.timeout_deadline(libc::SO_SNDTIMEO)?;
         self.handshake(socket, deadline, dont_wait)?;
         let text = flags & XS_MSG_TEXT != 0;
@@ -355,6 +353,9 @@ impl WsLayer {
         flags: i32,
         dont_wait: bool,
     ) -> Result<(usize, i32)> {
+        // Inside the call from the start: the event thread's timer then leaves input
+        // to this thread (see `tick`).
+        let _in_call = socket.enter()?;
         let deadline = socket.timeout_deadline(libc::SO_RCVTIMEO)?;
         self.handshake(socket, deadline, dont_wait)?;
         let peek = flags & libc::MSG_PEEK != 0;
@@ -450,7 +451,9 @@ impl WsLayer {
         conn.queue_close(code, &reason);
         let _ = flush(socket, conn);
         *self.closing_since.lock() = Some(Instant::now());
-        !conn.finished()
+        // Until the peer is done too: closing the transport on bytes it still sends
+        // would reset it, and it might not see our close frame.
+        !(conn.peer_done() && conn.output.is_empty())
     }
 
     /// From the event thread (and before other calls): writes queued output; for a
@@ -467,13 +470,12 @@ impl WsLayer {
         let expired =
             self.closing_since.lock().is_none_or(|since| since.elapsed() >= close_timeout);
         let mut scratch = [0u8; 4096];
-        while !conn.finished() && !expired {
+        while !conn.peer_done() && !expired {
             match conn.receive(&mut scratch, false) {
                 Ok(Some(Received::Bytes { .. })) => continue,
-                Ok(Some(Received::End)) | Err(_) => {
-                    let _ = flush(socket, conn);
-                    break;
-                }
+                Ok(Some(Received::End)) => break,
+                // Failed: what the peer still sends is read and dropped.
+                Err(_) => conn.discard_input(),
                 Ok(None) => {}
             }
             match fill(socket, conn) {
@@ -481,16 +483,18 @@ impl WsLayer {
                 Ok(Some(_)) | Err(_) => break,
             }
         }
-        if conn.finished() || expired {
+        let _ = flush(socket, conn);
+        if (conn.peer_done() && conn.output.is_empty()) || expired {
             lower::shutdown_write(socket);
             return false;
         }
         true
     }
 
-    /// The heartbeat, from the event thread: reads what arrived (when no thread is
-    /// inside a call on the socket), pings when due. The next time it wants to run
-    /// (`None`: never again), and whether the connection just failed.
+    /// The event thread's timer: reads what arrived and answers the peer's pings (when
+    /// no thread is inside a call on the socket), and runs the heartbeat. The next
+    /// time it wants to run (`None`: never again), and whether the connection just
+    /// failed.
     pub(crate) fn tick(
         &self,
         socket: &Socket,
@@ -501,23 +505,35 @@ impl WsLayer {
             return (Some(now + Duration::from_millis(10)), false);
         };
         let Some(conn) = guard.as_mut() else { return (None, false) };
-        if idle && conn.wants_input() {
+        if idle && conn.wants_input() && !conn.handshaking() {
             let _ = fill(socket, conn);
+            // Decoding ahead answers pings (a message met on the way is kept).
+            conn.readable();
         }
         let outcome = conn.tick(now);
         let _ = flush(socket, conn);
         socket.set_corked(!conn.output.is_empty());
         match outcome {
-            Ok(due) => (due, false),
             Err(_) => (None, true),
+            _ if conn.failure_errno().is_some() || conn.peer_done() => (None, false),
+            Ok(due) => (Some(due.unwrap_or(now + SERVICE_INTERVAL)), false),
         }
     }
 
     /// What `xs_poll` should do: drives the handshake, writes queued output, and
     /// decodes ahead to tell whether a receive would return at once.
     pub(crate) fn poll_plan(&self, socket: &Socket) -> PollPlan {
-        let Some(mut guard) = self.conn.try_lock() else { return PollPlan::Ready(0) };
+        // Calls hold the lock only briefly (never while they wait).
+        let mut guard = self.conn.lock();
         let Some(conn) = guard.as_mut() else { return PollPlan::Ready(0) };
+        if let Some(tls) = socket.tls() {
+            // TLS first: the socket is not connected before its handshake is done.
+            match tls.handshake_poll(socket) {
+                Err(_) => return PollPlan::Failed,
+                Ok(Some(events)) => return PollPlan::Handshaking(events),
+                Ok(None) => {}
+            }
+        }
         if conn.handshaking() {
             return match Self::handshake_step(socket, conn) {
                 Err(_) => PollPlan::Failed,

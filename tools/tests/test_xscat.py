@@ -4,6 +4,8 @@ Run from the repository root after building: python3 -m pytest -q tools/tests
 XSCAT=/path/to/xscat overrides the binary.
 """
 
+import contextlib
+import logging
 import os
 import re
 import select
@@ -17,6 +19,10 @@ import time
 import uuid
 
 import pytest
+from websockets.exceptions import ConnectionClosedError, InvalidStatus
+from websockets.sync.client import connect as ws_connect
+from websockets.sync.client import unix_connect as ws_unix_connect
+from websockets.sync.server import serve as ws_serve
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 XSCAT = os.environ.get("XSCAT", os.path.join(ROOT, "build", "xscat"))
@@ -188,7 +194,7 @@ def test_bad_urls():
     check_failure(["-l", "unix://relative"], "unix:///PATH")
 
 
-@pytest.mark.parametrize("scheme", ["ws", "wss", "ftp"])
+@pytest.mark.parametrize("scheme", ["wsx", "ftp"])
 def test_unknown_scheme(scheme):
     check_failure([f"{scheme}://127.0.0.1:1"], f"scheme '{scheme}'", "not supported")
 
@@ -622,3 +628,781 @@ def test_tls_echo_server_and_client(procs, cert):
 
 def test_tls_options_need_a_tls_url():
     check_failure(["--ca", "/dev/null", "tcp://127.0.0.1:1"], "--ca needs a tls://")
+
+
+# ----- WebSocket (ws://, wss://, wsraw://, wsraw+tls://, ws+unix://) -----
+#
+# xscat's WebSocket mode: each stdin line is one text message (--binary: each stdin
+# read is one binary message), each message received is written out followed by a
+# newline (--binary: as it is). At stdin's EOF xscat sends a close frame; it ends at
+# the peer's close.
+
+
+def ws_port(url, scheme="ws"):
+    """The port of a 'listening on' URL such as ws://127.0.0.1:40000."""
+    m = re.fullmatch(rf"{re.escape(scheme)}://127\.0\.0\.1:(\d+)", url)
+    assert m, url
+    port = int(m.group(1))
+    assert 0 < port < 65536
+    return port
+
+
+def run_xscat(args, data=b"", timeout=TIMEOUT):
+    return subprocess.run([XSCAT, *args], input=data, capture_output=True, timeout=timeout)
+
+
+def run_until_peer_closes(args, timeout=TIMEOUT):
+    """Runs xscat with stdin held open (no EOF, so xscat sends no close frame of its own)
+    until the server ends the session; returns (returncode, stdout, stderr)."""
+    p = subprocess.Popen([XSCAT, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    try:
+        p.wait(timeout)
+        return p.returncode, p.stdout.read(), p.stderr.read().decode()  # small outputs only
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(timeout)
+        p.stdin.close()
+        p.stdout.close()
+        p.stderr.close()
+
+
+def read_n(stream, n, timeout=TIMEOUT):
+    """Exactly n bytes from a pipe, waiting at most `timeout` seconds in all."""
+    fd = stream.fileno()
+    deadline = time.monotonic() + timeout
+    out = bytearray()
+    while len(out) < n:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise AssertionError(f"only {len(out)} of {n} bytes within {timeout}s")
+        b = os.read(fd, n - len(out))
+        if not b:
+            raise AssertionError(f"EOF after {len(out)} of {n} bytes")
+        out += b
+    return bytes(out)
+
+
+class LogLines(logging.Handler):
+    """Collects the websockets library's log (with DEBUG: every frame, '< PING ...')."""
+
+    def __init__(self, name):
+        super().__init__(logging.DEBUG)
+        self.lines = []
+        self.logger = logging.getLogger(f"xscat-test.{name}.{uuid.uuid4().hex}")
+        self.logger.setLevel(logging.DEBUG)
+        self.logger.propagate = False
+        self.logger.addHandler(self)
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+    def wait_for(self, prefix, timeout=TIMEOUT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(line.startswith(prefix) for line in list(self.lines)):
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"no log line starting {prefix!r} within {timeout}s: {self.lines}")
+
+
+@contextlib.contextmanager
+def py_ws_server(handler, **kw):
+    """A websockets (sync API) server on 127.0.0.1 in a thread; yields its port."""
+    kw.setdefault("close_timeout", 2)
+    server = ws_serve(handler, "127.0.0.1", 0, **kw)
+    t = threading.Thread(target=server.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield server.socket.getsockname()[1]
+    finally:
+        stopper = threading.Thread(target=server.shutdown, daemon=True)
+        stopper.start()
+        stopper.join(TIMEOUT)
+        t.join(TIMEOUT)
+        assert not t.is_alive() and not stopper.is_alive(), "websockets server did not stop"
+
+
+def ws_frame(opcode, payload, mask=True, fin=True):
+    """One RFC 6455 frame (a client's frames are masked)."""
+    n = len(payload)
+    head = bytes([(0x80 if fin else 0) | opcode])
+    bit = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([bit | n])
+    elif n < 65536:
+        head += bytes([bit | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([bit | 127]) + n.to_bytes(8, "big")
+    if mask:
+        key = os.urandom(4)
+        payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+        head += key
+    return head + payload
+
+
+def read_frame(s):
+    """(fin, opcode, masked, payload) of the next frame on socket s."""
+    head = read_exactly(s, 2)
+    assert len(head) == 2, f"EOF instead of a frame header ({head!r})"
+    fin, opcode, masked, n = head[0] >> 7, head[0] & 0x0F, head[1] >> 7, head[1] & 0x7F
+    assert head[0] & 0x70 == 0, f"RSV bits set: {head!r}"
+    if n == 126:
+        n = int.from_bytes(read_exactly(s, 2), "big")
+    elif n == 127:
+        n = int.from_bytes(read_exactly(s, 8), "big")
+    key = read_exactly(s, 4) if masked else None
+    payload = read_exactly(s, n)
+    assert len(payload) == n, f"EOF inside a frame ({len(payload)} of {n} bytes)"
+    if key:
+        payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return fin, opcode, masked, payload
+
+
+TEXT, BINARY, CLOSE, PING, PONG, CONT = 0x1, 0x2, 0x8, 0x9, 0xA, 0x0
+
+
+def test_ws_help_lists_schemes_and_options():
+    r = subprocess.run([XSCAT, "--help"], capture_output=True, timeout=TIMEOUT)
+    assert r.returncode == 0
+    text = r.stdout.decode()
+    for word in ["ws://", "wss://", "ws+unix://", "wsraw://", "wsraw+tls://", "--binary",
+                 "--subprotocol", "--origin", "--ping", "--fragment"]:
+        assert word in text, word
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--ping", "-1", "ws://127.0.0.1:1"], ["--ping", "soon", "ws://127.0.0.1:1"],
+     ["--fragment", "0", "ws://127.0.0.1:1"], ["--origin"], ["--subprotocol"]],
+)
+def test_ws_option_usage_errors_exit_2(args):
+    r = subprocess.run([XSCAT, *args], capture_output=True, timeout=TIMEOUT,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.decode().startswith("xscat: ") and "usage" in r.stderr.decode()
+
+
+def test_ws_options_need_a_ws_url():
+    for opt in [["--binary"], ["--subprotocol", "chat"], ["--origin", "http://a.test"],
+                ["--ping", "100"], ["--fragment", "10"]]:
+        check_failure([*opt, "tcp://127.0.0.1:1"], f"{opt[0]} needs a WebSocket URL")
+
+
+def test_ws_bad_urls():
+    check_failure(["ws://127.0.0.1:70000/"], "port")
+    check_failure(["wsraw://127.0.0.1:70000"], "port")
+    check_failure(["wsx://127.0.0.1:1"], "scheme 'wsx'", "not supported")
+    check_failure(["-l", "ws+unix://relative"], "listen ws+unix://relative")
+    port = free_port()
+    check_failure([f"ws://127.0.0.1:{port}/"], f"connect ws://127.0.0.1:{port}/",
+                  "Connection refused")
+    # TLS options want a TLS URL: wss:// yes, ws:// no
+    check_failure(["--ca", "/dev/null", "ws://127.0.0.1:1/"], "--ca needs a tls://")
+
+
+# --- xscat against xscat ---
+
+
+def test_ws_text_lines_round_trip_through_echo(procs):
+    """`printf 'hello\\n...' | xscat ws://...` against `xscat -l --echo ws://...`."""
+    srv = procs("-l", "--echo", "-v", "ws://127.0.0.1:0")
+    port = ws_port(listening(srv))
+    long_line = "x" * 100_000
+    lines = ["hello", "wörld ✓", "", long_line, "last"]
+    data = "\n".join(lines).encode()  # the last line has no newline: still a message
+    r = run_xscat([f"ws://127.0.0.1:{port}/echo"], data)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == b""
+    assert r.stdout == ("\n".join(lines) + "\n").encode()
+    srv.terminate()
+    _, _, err = wait_exit(srv)
+    nbytes = sum(len(line.encode()) for line in lines)
+    assert re.search(r"accepted 127\.0\.0\.1:\d+ \(sid \d+\)", err), err
+    assert "websocket, path /echo" in err, err
+    assert (f"(5 messages, {nbytes} bytes in; 5 messages, {nbytes} bytes out; "
+            "peer closed with code 1000)") in err, err
+
+
+def test_ws_interactive_lines(procs):
+    """Each line comes back as it is sent; stdin's EOF ends the session cleanly."""
+    srv = procs("-l", "--echo", "ws://127.0.0.1:0")
+    port = ws_port(listening(srv))
+    c = procs("-v", f"ws://127.0.0.1:{port}/", stdin=subprocess.PIPE)
+    for line in ["one", "two two", "", "three"]:
+        c.stdin.write(line.encode() + b"\n")
+        c.stdin.flush()
+        assert read_line(c.stdout) == line + "\n"
+    c.stdin.close()
+    rc, out, err = wait_exit(c)
+    assert rc == 0, err
+    assert out == b""
+    assert f"connected to ws://127.0.0.1:{port}/" in err, err
+    assert ("(4 messages, 15 bytes in; 4 messages, 15 bytes out; peer closed with code 1000)"
+            in err), err
+
+
+@pytest.mark.parametrize("fragment", [None, 1000])
+def test_ws_binary_round_trip(procs, fragment):
+    frag = [] if fragment is None else ["--fragment", str(fragment)]
+    srv = procs("-l", "--echo", *frag, "ws://127.0.0.1:0")
+    port = ws_port(listening(srv))
+    data = os.urandom(1 << 20) + b"\n\0\xff"  # not UTF-8, newlines: binary mode keeps all
+    r = run_xscat(["--binary", *frag, f"ws://127.0.0.1:{port}/"], data)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout) == len(data)
+    assert r.stdout == data
+
+
+def test_ws_invalid_utf8_line_fails_in_text_mode(procs):
+    srv = procs("-l", "--echo", "ws://127.0.0.1:0")
+    port = ws_port(listening(srv))
+    r = run_xscat([f"ws://127.0.0.1:{port}/"], b"fine\n\xff\xfe not utf-8\n")
+    err = r.stderr.decode()
+    assert r.returncode == 1, err
+    assert err.count("\n") == 1 and err.startswith("xscat: "), err
+    assert "not valid UTF-8" in err and "--binary" in err, err
+    assert srv.poll() is None  # the echo server is unharmed
+
+
+def test_wsraw_both_ways(procs):
+    srv = procs("-l", "-v", "wsraw://127.0.0.1:0", stdin=subprocess.PIPE)
+    port = ws_port(listening(srv), "wsraw")
+    cli = procs(f"wsraw://127.0.0.1:{port}", stdin=subprocess.PIPE)
+    cli.stdin.write(b"from client\n")
+    cli.stdin.flush()
+    assert read_line(srv.stdout) == "from client\n"
+    srv.stdin.write(b"from server\n")
+    srv.stdin.flush()
+    assert read_line(cli.stdout) == "from server\n"
+    cli.stdin.close()  # the client's close frame ends both
+    rc, out, err = wait_exit(cli)
+    assert (rc, out, err) == (0, b"", "")
+    rc, out, err = wait_exit(srv)
+    assert rc == 0, err
+    assert out == b""
+    assert ("(1 message, 11 bytes in; 1 message, 11 bytes out; peer closed with code 1000)"
+            in err), err
+
+
+def test_wsraw_echo_text_and_binary(procs):
+    srv = procs("-l", "--echo", "wsraw://127.0.0.1:0")
+    port = ws_port(listening(srv), "wsraw")
+    r = run_xscat([f"wsraw://127.0.0.1:{port}"], b"raw one\nraw two\n")
+    assert (r.returncode, r.stdout) == (0, b"raw one\nraw two\n"), r.stderr
+    data = os.urandom(300_000)
+    r = run_xscat(["--binary", f"wsraw://127.0.0.1:{port}"], data)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == data
+
+
+def test_wsraw_server_wire_format(procs):
+    """A hand-made Raw-WS client: unmasked replies, opcodes kept, pong, close answered."""
+    srv = procs("-l", "--echo", "wsraw://127.0.0.1:0")
+    port = ws_port(listening(srv), "wsraw")
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
+        s.sendall(ws_frame(TEXT, b"hi"))
+        assert read_frame(s) == (1, TEXT, 0, b"hi")
+        s.sendall(ws_frame(BINARY, b"\x00\xff"))
+        assert read_frame(s) == (1, BINARY, 0, b"\x00\xff")
+        # a fragmented text message with a ping between its fragments
+        s.sendall(ws_frame(TEXT, b"frag", fin=False) + ws_frame(PING, b"p?") +
+                  ws_frame(CONT, b"mented"))
+        assert read_frame(s) == (1, PONG, 0, b"p?")
+        assert read_frame(s) == (1, TEXT, 0, b"fragmented")
+        big = os.urandom(70_000)  # a 64-bit length
+        s.sendall(ws_frame(BINARY, big))
+        assert read_frame(s) == (1, BINARY, 0, big)
+        s.sendall(ws_frame(CLOSE, (1000).to_bytes(2, "big") + b"bye"))
+        fin, opcode, masked, payload = read_frame(s)
+        assert (fin, opcode, masked) == (1, CLOSE, 0)
+        assert payload[:2] == (1000).to_bytes(2, "big"), payload
+        assert s.recv(1) == b""  # then the server closes the connection
+
+
+def test_wsraw_echo_client_that_reads_late_gets_everything(procs):
+    """10 MiB of messages and a close sent before reading anything: every echo comes
+    back, in order, before the close answer (xscat reads no further while an echo
+    waits, so the close is not taken while echoes are still to go)."""
+    srv = procs("-l", "--echo", "-v", "wsraw://127.0.0.1:0")
+    port = ws_port(listening(srv), "wsraw")
+    msgs = [os.urandom(256 * 1024) for _ in range(40)]
+    frames = []
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
+        def reader():
+            time.sleep(0.5)  # let the echoes back up first
+            while True:
+                f = read_frame(s)
+                frames.append(f)
+                if f[1] == CLOSE:
+                    return
+
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        s.sendall(b"".join(ws_frame(BINARY, m) for m in msgs) +
+                  ws_frame(CLOSE, (1000).to_bytes(2, "big")))
+        t.join(TIMEOUT)
+        assert not t.is_alive(), f"only {len(frames)} frames back"
+    srv.terminate()
+    _, _, err = wait_exit(srv)
+    assert len(frames) == len(msgs) + 1, (len(frames), [f[:2] for f in frames[-3:]], err)
+    assert [f[3] for f in frames[:-1]] == msgs
+    assert frames[-1][:3] == (1, CLOSE, 0) and frames[-1][3][:2] == (1000).to_bytes(2, "big")
+    n = 40 * 256 * 1024
+    assert (f"(40 messages, {n} bytes in; 40 messages, {n} bytes out; peer closed with code "
+            "1000)") in err, err
+
+
+def test_wsraw_too_big_frame_gets_close_1009(procs):
+    """A frame header over XS_WS_MAX_MESSAGE (16 MiB) is refused at once with close 1009."""
+    srv = procs("-l", "--echo", "-v", "wsraw://127.0.0.1:0")
+    port = ws_port(listening(srv), "wsraw")
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
+        s.sendall(ws_frame(TEXT, b"before"))
+        assert read_frame(s) == (1, TEXT, 0, b"before")
+        n = 16 * 1024 * 1024 + 1
+        s.sendall(bytes([0x80 | BINARY, 0x80 | 127]) + n.to_bytes(8, "big") + os.urandom(4))
+        fin, opcode, masked, payload = read_frame(s)  # no payload sent: none needed
+        assert (fin, opcode, masked) == (1, CLOSE, 0)
+        assert payload[:2] == (1009).to_bytes(2, "big"), payload
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
+        s.sendall(ws_frame(TEXT, b"next"))
+        assert read_frame(s) == (1, TEXT, 0, b"next")
+    srv.terminate()
+    _, _, err = wait_exit(srv)
+    assert "after error:" in err and "1009" in err, err
+
+
+def test_wsraw_client_wire_format():
+    """A hand-made Raw-WS server: xscat masks, fragments with --fragment, closes 1000."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen()
+    lst.settimeout(TIMEOUT)
+    port = lst.getsockname()[1]
+    p = subprocess.Popen([XSCAT, "--fragment", "2", f"wsraw://127.0.0.1:{port}"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        conn, _ = lst.accept()
+        conn.settimeout(TIMEOUT)
+        p.stdin.write(b"hello\n")
+        p.stdin.flush()
+        assert read_frame(conn) == (0, TEXT, 1, b"he")
+        assert read_frame(conn) == (0, CONT, 1, b"ll")
+        assert read_frame(conn) == (1, CONT, 1, b"o")
+        conn.sendall(ws_frame(TEXT, b"yo", mask=False))
+        assert read_line(p.stdout) == "yo\n"
+        conn.sendall(ws_frame(PING, b"ping!", mask=False))
+        assert read_frame(conn) == (1, PONG, 1, b"ping!")
+        p.stdin.close()
+        fin, opcode, masked, payload = read_frame(conn)
+        assert (fin, opcode, masked) == (1, CLOSE, 1)
+        assert payload[:2] == (1000).to_bytes(2, "big"), payload
+        conn.sendall(ws_frame(CLOSE, (1000).to_bytes(2, "big"), mask=False))
+        p.stdin = None
+        out, err = p.communicate(timeout=TIMEOUT)
+        assert p.returncode == 0, err
+        assert out == b""
+        conn.close()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(TIMEOUT)
+        lst.close()
+
+
+def test_wss_echo(procs, cert):
+    pem, key = cert
+    srv = procs("-l", "--echo", "--cert", pem, "--key", key, "wss://127.0.0.1:0")
+    port = ws_port(listening(srv), "wss")
+    r = run_xscat(["--ca", pem, f"wss://localhost:{port}/secure"], b"over wss\nline 2\n")
+    assert (r.returncode, r.stdout) == (0, b"over wss\nline 2\n"), r.stderr
+    data = os.urandom(200_000)
+    r = run_xscat(["--binary", "--ca", pem, f"wss://localhost:{port}/"], data)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == data
+    # websockets with the stdlib's ssl as the client
+    ctx = ssl.create_default_context(cafile=pem)
+    with ws_connect(f"wss://localhost:{port}/", ssl=ctx, open_timeout=TIMEOUT,
+                    close_timeout=TIMEOUT) as c:
+        c.send("text over wss")
+        assert c.recv(timeout=TIMEOUT) == "text over wss"
+        c.send(b"bytes over wss")
+        assert c.recv(timeout=TIMEOUT) == b"bytes over wss"
+    # without the CA the client refuses the certificate, and says why in one line
+    check_failure([f"wss://localhost:{port}/"], "not signed by a trusted CA")
+
+
+def test_wsraw_tls_echo(procs, cert):
+    pem, key = cert
+    srv = procs("-l", "--echo", "--cert", pem, "--key", key, "wsraw+tls://127.0.0.1:0")
+    port = ws_port(listening(srv), "wsraw+tls")
+    r = run_xscat(["--ca", pem, f"wsraw+tls://localhost:{port}"], b"raw over tls\n")
+    assert (r.returncode, r.stdout) == (0, b"raw over tls\n"), r.stderr
+    r = run_xscat(["--insecure", f"wsraw+tls://127.0.0.1:{port}"], b"insecure\n")
+    assert (r.returncode, r.stdout) == (0, b"insecure\n"), r.stderr
+
+
+def test_wsraw_unix_echo_and_abstract_name(procs, tmp_path):
+    path = str(tmp_path / "wsraw.sock")
+    srv = procs("-l", "--echo", f"wsraw+unix://{path}")
+    assert listening(srv) == f"wsraw+unix://{path}"
+    r = run_xscat([f"wsraw+unix://{path}"], b"raw over unix\n")
+    assert (r.returncode, r.stdout) == (0, b"raw over unix\n"), r.stderr
+    name = f"xscat-ws-{uuid.uuid4().hex}"
+    srv2 = procs("-l", "--echo", f"ws+unix://@{name}")
+    assert listening(srv2) == f"ws+unix://@{name}"
+    r = run_xscat(["--binary", f"ws+unix://@{name}"], b"\x00abstract")
+    assert (r.returncode, r.stdout) == (0, b"\x00abstract"), r.stderr
+
+
+def test_ws_unix_echo_and_socket_file_removed(procs, tmp_path):
+    path = str(tmp_path / "ws.sock")
+    srv = procs("-l", "--echo", f"ws+unix://{path}")
+    assert listening(srv) == f"ws+unix://{path}"
+    r = run_xscat([f"ws+unix://{path}"], b"over unix\n")
+    assert (r.returncode, r.stdout) == (0, b"over unix\n"), r.stderr
+    with ws_unix_connect(path, uri="ws://localhost/", open_timeout=TIMEOUT,
+                         close_timeout=TIMEOUT) as c:
+        c.send("python over unix")
+        assert c.recv(timeout=TIMEOUT) == "python over unix"
+        c.send(b"\x01\x02")
+        assert c.recv(timeout=TIMEOUT) == b"\x01\x02"
+    srv.terminate()
+    wait_exit(srv)
+    assert not os.path.exists(path)
+
+
+# --- xscat as the client of a Python websockets server ---
+
+
+def test_ws_client_against_python_server():
+    seen, got = [], []
+
+    def handler(conn):
+        seen.append((conn.request.path, conn.request.headers.get("Origin"), conn.subprotocol))
+        for msg in conn:
+            got.append(msg)
+            conn.send(msg)
+
+    with py_ws_server(handler, subprotocols=["chat", "superchat"]) as port:
+        p = subprocess.Popen(
+            [XSCAT, "-v", "--subprotocol", "superchat,other", "--origin", "http://example.test",
+             f"ws://127.0.0.1:{port}/room?x=1"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            for line in ["héllo", "second line", ""]:
+                p.stdin.write(line.encode() + b"\n")
+                p.stdin.flush()
+                assert read_line(p.stdout) == line + "\n"
+            p.stdin.close()
+            p.stdin = None
+            out, err = p.communicate(timeout=TIMEOUT)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait(TIMEOUT)
+    err = err.decode()
+    assert p.returncode == 0, err
+    assert out == b""
+    assert seen == [("/room?x=1", "http://example.test", "superchat")]
+    assert got == ["héllo", "second line", ""]  # text messages (str), not bytes
+    assert "websocket, subprotocol superchat" in err, err
+    assert "peer closed with code 1000" in err, err
+
+
+def test_ws_binary_client_against_python_server():
+    got = []
+
+    def handler(conn):
+        for msg in conn:
+            got.append(msg)
+            conn.send(msg)
+
+    with py_ws_server(handler) as port:
+        p = subprocess.Popen([XSCAT, "--binary", f"ws://127.0.0.1:{port}/"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        try:
+            chunk = os.urandom(5000)
+            p.stdin.write(chunk)
+            p.stdin.flush()
+            assert read_n(p.stdout, len(chunk)) == chunk
+            p.stdin.close()
+            p.stdin = None
+            out, err = p.communicate(timeout=TIMEOUT)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait(TIMEOUT)
+    assert p.returncode == 0, err
+    assert out == b""
+    assert got and all(type(m) is bytes for m in got), [type(m) for m in got]
+    assert b"".join(got) == chunk
+
+
+def test_ws_client_prints_each_server_message_on_a_line():
+    pongs = []
+
+    def handler(conn):
+        pongs.append(conn.ping(b"idle client?").wait(5))  # xscat waits in xs_recv
+        conn.send("first")
+        conn.send(b"second")
+        conn.send("")
+        conn.send(b"")
+        conn.send("third\nline")
+        conn.send(b"\xff binary")
+        conn.close(1000, "done")
+
+    with py_ws_server(handler) as port:
+        rc, out, err = run_until_peer_closes(["-v", f"ws://127.0.0.1:{port}/"])
+    assert rc == 0, err
+    assert out == b"first\nsecond\n\n\nthird\nline\n\xff binary\n"
+    assert "peer closed with code 1000 (done)" in err, err
+    assert pongs == [True], "xscat's side did not answer the ping within 5 s"
+
+
+def test_ws_client_binary_output_is_raw():
+    def handler(conn):
+        conn.send(b"ab")
+        conn.send("cd")
+        conn.send(b"\n\x00")
+        conn.close()
+
+    with py_ws_server(handler) as port:
+        rc, out, err = run_until_peer_closes(["--binary", f"ws://127.0.0.1:{port}/"])
+    assert rc == 0, err
+    assert out == b"abcd\n\x00"
+
+
+def test_ws_client_fails_on_error_close_code():
+    def handler(conn):
+        conn.close(1008, "policy says no")
+
+    with py_ws_server(handler) as port:
+        rc, out, err = run_until_peer_closes([f"ws://127.0.0.1:{port}/"])
+    assert rc == 1, err
+    assert out == b""
+    assert err == f"xscat: ws://127.0.0.1:{port}/: the peer closed with code 1008 (policy says no)\n"
+
+
+def test_ws_client_handshake_refused_by_server():
+    def process_request(conn, request):
+        if request.path != "/ok":
+            return conn.respond(404, "no such endpoint\n")
+        return None
+
+    with py_ws_server(lambda conn: None, process_request=process_request) as port:
+        err = check_failure([f"ws://127.0.0.1:{port}/missing"],
+                            f"connect ws://127.0.0.1:{port}/missing")
+        assert "404" in err, err
+
+
+def test_ws_client_ping_and_fragment_options():
+    log = LogLines("server")
+
+    def handler(conn):
+        for msg in conn:
+            conn.send(msg)
+
+    with py_ws_server(handler, logger=log.logger) as port:
+        p = subprocess.Popen([XSCAT, "--ping", "50", "--fragment", "4",
+                              f"ws://127.0.0.1:{port}/"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        try:
+            log.wait_for("< PING")  # xscat pings by itself
+            p.stdin.write(b"abcdefghij\n")
+            p.stdin.flush()
+            assert read_line(p.stdout) == "abcdefghij\n"
+            p.stdin.close()
+            p.stdin = None
+            out, err = p.communicate(timeout=TIMEOUT)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait(TIMEOUT)
+    assert p.returncode == 0, err
+    frames = [line for line in log.lines if line.startswith(("< TEXT", "< CONT"))]
+    assert frames == ["< TEXT 'abcd' [4 bytes, continued]",
+                      "< CONT 'efgh' [text, 4 bytes, continued]",
+                      "< CONT 'ij' [text, 2 bytes]"], frames
+
+
+# --- Python websockets clients against xscat ---
+
+
+def test_python_client_against_xscat_echo(procs):
+    srv = procs("-l", "--echo", "-v", "ws://127.0.0.1:0")
+    port = ws_port(listening(srv))
+    msgs = ["text", "", "ünïcödé ✓", b"\x00\xffbinary", b"", os.urandom(1 << 20),
+            "t" * 200_000]
+    with ws_connect(f"ws://127.0.0.1:{port}/room?x=1", origin="http://origin.test",
+                    open_timeout=TIMEOUT, close_timeout=TIMEOUT, max_size=None) as c:
+        for msg in msgs:
+            c.send(msg)
+            back = c.recv(timeout=TIMEOUT)
+            assert type(back) is type(msg) and back == msg, (type(msg), len(msg))
+        # fragmented by the client: one message back, of the same kind
+        c.send(["frag", "mented"])
+        assert c.recv(timeout=TIMEOUT) == "fragmented"
+        c.send([b"ab", b"cd"])
+        assert c.recv(timeout=TIMEOUT) == b"abcd"
+        # pipelined, in order
+        for i in range(200):
+            c.send(f"m{i}" if i % 2 else f"m{i}".encode())
+        for i in range(200):
+            assert c.recv(timeout=TIMEOUT) == (f"m{i}" if i % 2 else f"m{i}".encode())
+        # answered by xsocket while xscat waits in xs_poll; loopback: well within 5 s
+        assert c.ping(b"are you there").wait(5), "no pong within 5 s"
+    assert c.close_code == 1000  # xscat answered the close
+    srv.terminate()
+    _, _, err = wait_exit(srv)
+    assert "websocket, path /room?x=1, origin http://origin.test" in err, err
+    assert "peer closed with code 1000" in err, err
+
+
+def test_python_clients_concurrent_on_xscat_echo(procs):
+    srv = procs("-l", "--echo", "ws://127.0.0.1:0")
+    port = ws_port(listening(srv))
+    errors = []
+
+    def client(i):
+        try:
+            with ws_connect(f"ws://127.0.0.1:{port}/", open_timeout=TIMEOUT,
+                            close_timeout=TIMEOUT) as c:
+                for j in range(50):
+                    msg = f"client {i} message {j}" if j % 2 else os.urandom(j * 100)
+                    c.send(msg)
+                    assert c.recv(timeout=TIMEOUT) == msg
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(f"client {i}: {e!r}")
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(TIMEOUT * 2)
+    assert not any(t.is_alive() for t in threads), "clients did not finish"
+    assert errors == []
+
+
+def test_python_client_subprotocol_and_origin_on_xscat(procs):
+    srv = procs("-l", "--echo", "--subprotocol", "chat,superchat",
+                "--origin", "http://good.test,http://also.test", "ws://127.0.0.1:0")
+    port = ws_port(listening(srv))
+    url = f"ws://127.0.0.1:{port}/"
+    kw = {"open_timeout": TIMEOUT, "close_timeout": TIMEOUT}
+    with ws_connect(url, subprotocols=["superchat"], origin="http://good.test", **kw) as c:
+        assert c.subprotocol == "superchat"
+        c.send("hi")
+        assert c.recv(timeout=TIMEOUT) == "hi"
+    with ws_connect(url, subprotocols=["other"], origin="http://also.test", **kw) as c:
+        assert c.subprotocol is None  # no match: none
+    with ws_connect(url, **kw) as c:  # no Origin: a program, allowed
+        c.send(b"no origin")
+        assert c.recv(timeout=TIMEOUT) == b"no origin"
+    with pytest.raises(InvalidStatus) as refused:
+        ws_connect(url, origin="http://evil.test", **kw)
+    assert refused.value.response.status_code == 403
+    # the echo server carries on after the refusal
+    with ws_connect(url, origin="http://good.test", **kw) as c:
+        c.send("still here")
+        assert c.recv(timeout=TIMEOUT) == "still here"
+    assert srv.poll() is None
+
+
+@pytest.mark.parametrize("echo", [True, False], ids=["echo", "one-shot"])
+def test_python_client_sees_xscat_server_pings(procs, echo):
+    """--ping on a listener: the echo server accepts without blocking (the handshake
+    finishes later), the one-shot listener with a blocking accept."""
+    srv = procs("-l", *(["--echo"] if echo else []), "--ping", "50", "ws://127.0.0.1:0",
+                stdin=subprocess.PIPE)
+    port = ws_port(listening(srv))
+    log = LogLines("client")
+    with ws_connect(f"ws://127.0.0.1:{port}/", logger=log.logger, open_timeout=TIMEOUT,
+                    close_timeout=TIMEOUT) as c:
+        log.wait_for("< PING", timeout=5)  # every 50 ms
+        if echo:
+            c.send("after pings")
+            assert c.recv(timeout=TIMEOUT) == "after pings"
+
+
+def test_python_client_too_big_message_gets_1009(procs):
+    srv = procs("-l", "--echo", "-v", "ws://127.0.0.1:0")
+    port = ws_port(listening(srv))
+    url = f"ws://127.0.0.1:{port}/"
+    with ws_connect(url, open_timeout=TIMEOUT, close_timeout=TIMEOUT, max_size=None) as c:
+        with pytest.raises(ConnectionClosedError):
+            # one byte over XS_WS_MAX_MESSAGE's default: refused, whether or not the
+            # server reads the rest of it first
+            c.send(b"\0" * (16 * 1024 * 1024 + 1))
+            c.recv(timeout=TIMEOUT)
+    # xscat sends close 1009 (test_wsraw_too_big_frame_gets_close_1009 checks the frame
+    # itself), then drops the connection while this client is still sending: the
+    # websockets client's sender may fail on the reset and tear down the connection
+    # before its reader thread has handled that close frame (1006).
+    assert c.close_code in (1009, 1006), (c.close_code, c.close_reason)
+    with ws_connect(url, open_timeout=TIMEOUT, close_timeout=TIMEOUT) as c:
+        c.send("next client")
+        assert c.recv(timeout=TIMEOUT) == "next client"
+    srv.terminate()
+    _, _, err = wait_exit(srv)
+    assert "after error:" in err and "1009" in err, err
+
+
+def test_python_client_with_xscat_listen_one_shot(procs):
+    srv = procs("-l", "-v", "ws://127.0.0.1:0", stdin=subprocess.PIPE)
+    port = ws_port(listening(srv))
+    with ws_connect(f"ws://127.0.0.1:{port}/", open_timeout=TIMEOUT,
+                    close_timeout=TIMEOUT) as c:
+        c.send("to xscat")
+        assert read_line(srv.stdout) == "to xscat\n"
+        c.send(b"bytes to xscat")
+        assert read_line(srv.stdout) == "bytes to xscat\n"
+        srv.stdin.write(b"to python\n")
+        srv.stdin.flush()
+        assert c.recv(timeout=TIMEOUT) == "to python"  # a stdin line is a text message
+    assert c.close_code == 1000  # xscat answered the close before it exited
+    rc, out, err = wait_exit(srv)
+    assert rc == 0, err
+    assert out == b""
+    assert ("(2 messages, 22 bytes in; 1 message, 9 bytes out; peer closed with code 1000)"
+            in err), err
+    # one connection only: the listener is gone
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+
+
+def test_python_client_with_xscat_listen_binary(procs):
+    srv = procs("-l", "--binary", "ws://127.0.0.1:0", stdin=subprocess.PIPE)
+    port = ws_port(listening(srv))
+    with ws_connect(f"ws://127.0.0.1:{port}/", open_timeout=TIMEOUT,
+                    close_timeout=TIMEOUT) as c:
+        c.send(b"\x00raw\n")
+        c.send("text")
+        assert read_n(srv.stdout, 9) == b"\x00raw\ntext"
+        srv.stdin.write(b"\xffbinary back")
+        srv.stdin.flush()
+        assert c.recv(timeout=TIMEOUT) == b"\xffbinary back"  # binary mode: bytes
+    rc, out, err = wait_exit(srv)
+    assert rc == 0, err
+
+
+def test_python_clients_one_after_another_with_listen_keep(procs):
+    # stdin stays open: at its EOF xscat would greet each new connection with a close
+    srv = procs("-l", "-k", "-v", "ws://127.0.0.1:0", stdin=subprocess.PIPE)
+    port = ws_port(listening(srv))
+    for i in range(3):
+        with ws_connect(f"ws://127.0.0.1:{port}/n{i}", open_timeout=TIMEOUT,
+                        close_timeout=TIMEOUT) as c:
+            c.send(f"client {i}")
+            assert read_line(srv.stdout) == f"client {i}\n"
+        assert c.close_code == 1000
+    events = "".join(read_line(srv.stderr) for _ in range(9))
+    assert events.count("accepted 127.0.0.1:") == 3, events
+    assert "websocket, path /n2" in events, events
+    assert events.count("1 message, 8 bytes in; 0 messages, 0 bytes out; peer closed with "
+                        "code 1000") == 3, events
+    assert srv.poll() is None
