@@ -76,7 +76,13 @@ impl Waker {
 
 thread_local! {
     static WAKER: RefCell<Option<Arc<Waker>>> = const { RefCell::new(None) };
+    /// Where a pump reads the connection into: one per thread, not per session, so
+    /// idle sessions hold no buffer.
+    static READ_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
+
+/// How much one read from the connection takes at most.
+const READ_CHUNK: usize = 256 * 1024;
 
 /// This thread's wake-up eventfd, made on first need.
 pub(crate) fn thread_waker() -> Result<Arc<Waker>> {
@@ -104,7 +110,6 @@ struct State {
     last_input: Instant,
     /// When the next PIN is due, once PINs go out.
     next_pin: Option<Instant>,
-    read_buf: Vec<u8>,
 }
 
 /// One session, shared by its socket and its streams.
@@ -178,28 +183,37 @@ impl State {
     /// Reads what the connection has, acts on it, writes what is queued, and wakes
     /// the threads whose streams changed. Never waits.
     fn pump(&mut self, transport: &Socket) {
-        let mut taken = 0;
-        while self.failure.is_none() && taken < PUMP_LIMIT && self.core.output().len() < OUTPUT_HIGH
-        {
-            let Self { core, read_buf, .. } = self;
-            match lower::read(transport, read_buf) {
-                Ok(Io::Done(0)) => {
-                    self.fail(libc::ECONNRESET, "smux: the peer closed the connection".into());
-                }
-                Ok(Io::Done(n)) => {
-                    taken += n;
-                    self.last_input = Instant::now();
-                    if let Err(violation) = core.receive(&read_buf[..n]) {
-                        let detail = format!("smux: {} from the peer; session closed", violation.0);
-                        self.fail(libc::EPROTO, detail);
-                        // SAFETY: shutdown on the session's own descriptor.
-                        unsafe { libc::shutdown(transport.raw_fd(), libc::SHUT_RDWR) };
+        READ_BUF.with_borrow_mut(|buf| {
+            if buf.len() < READ_CHUNK {
+                buf.resize(READ_CHUNK, 0);
+            }
+            let mut taken = 0;
+            while self.failure.is_none()
+                && taken < PUMP_LIMIT
+                && self.core.output().len() < OUTPUT_HIGH
+            {
+                match lower::read(transport, buf) {
+                    Ok(Io::Done(0)) => {
+                        self.fail(libc::ECONNRESET, "smux: the peer closed the connection".into());
+                    }
+                    Ok(Io::Done(n)) => {
+                        taken += n;
+                        self.last_input = Instant::now();
+                        if let Err(violation) = self.core.receive(&buf[..n]) {
+                            let detail =
+                                format!("smux: {} from the peer; session closed", violation.0);
+                            self.fail(libc::EPROTO, detail);
+                            // SAFETY: shutdown on the session's own descriptor.
+                            unsafe { libc::shutdown(transport.raw_fd(), libc::SHUT_RDWR) };
+                        }
+                    }
+                    Ok(Io::Wait(_)) => break,
+                    Err(err) => {
+                        self.fail(libc::ECONNRESET, format!("smux: connection lost ({err})"));
                     }
                 }
-                Ok(Io::Wait(_)) => break,
-                Err(err) => self.fail(libc::ECONNRESET, format!("smux: connection lost ({err})")),
             }
-        }
+        });
         self.flush(transport);
         for key in self.core.take_changed() {
             self.wake(key);
@@ -216,7 +230,6 @@ impl SmuxSession {
             waiters: Vec::new(),
             last_input: Instant::now(),
             next_pin: (!options.pin_interval.is_zero()).then(Instant::now),
-            read_buf: vec![0; 256 * 1024],
         };
         Self { state: Mutex::new(state), options }
     }
