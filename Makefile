@@ -24,7 +24,7 @@ VALGRIND   := valgrind -q --error-exitcode=99 --leak-check=full --suppressions=c
               --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
 
 .PHONY: all lib test rust-test lint header-check symbols-check c-test asan-test \
-        valgrind-test header-compile install install-test xscat-test py-test py-install-test ws-test demo bench measure-idle clean
+        valgrind-test header-compile install install-test xscat-test py-test py-install-test ws-test demo bench fuzz measure-idle clean
 
 all: lib $(BUILD)/xscat
 
@@ -175,6 +175,17 @@ $(BUILD)/bench: bench/bench.c include/xsocket.h $(LIBA)
 
 bench: lib $(BUILD)/bench
 	$(BUILD)/bench
+	$(CARGO) test --release --locked --lib codec_bench -- --ignored --nocapture
+
+# Fuzzing (not part of `make test`): every WebSocket parser target for FUZZ_SECONDS
+# each, with libFuzzer from cargo-fuzz (`cargo install cargo-fuzz`; stable Rust needs
+# `-s none`, no sanitizer).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := ws_decode_server ws_decode_client ws_roundtrip ws_conn ws_conn_roundtrip \
+                ws_handshake_request ws_handshake_response
+fuzz:
+	@set -e; cd fuzz; for t in $(FUZZ_TARGETS); do mkdir -p corpus/$$t; s=; [ -d seeds/$$t ] && s=seeds/$$t; \
+	  cargo fuzz run -s none $$t corpus/$$t $$s -- -dict=dict/http.dict -max_total_time=$(FUZZ_SECONDS) -timeout=10; done
 
 clean:
 	$(CARGO) clean

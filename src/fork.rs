@@ -18,7 +18,7 @@ use std::{
     ptr,
     sync::{
         Once,
-        atomic::{AtomicBool, AtomicPtr, Ordering},
+        atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering},
     },
 };
 
@@ -137,6 +137,15 @@ impl<T> Drop for ForkSafe<T> {
     }
 }
 
+/// How many forks this process descends from (bumped in each child), so that
+/// per-thread state drawn in the parent can tell it must be drawn again.
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+/// The fork generation: changes in a forked child.
+pub(crate) fn generation() -> u64 {
+    FORKS.load(Ordering::Relaxed)
+}
+
 /// Registers the fork handlers (once per process).
 pub(crate) fn install_handlers() {
     INSTALL.call_once(|| {
@@ -189,5 +198,6 @@ extern "C" fn child() {
     if let Some(old) = reactor::REACTOR.write().take() {
         std::mem::forget(old);
     }
+    FORKS.fetch_add(1, Ordering::SeqCst);
     FORKED.store(true, Ordering::SeqCst);
 }

@@ -39,3 +39,7 @@ mod sys;
 mod table;
 mod tls;
 mod ws;
+
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzz_api;

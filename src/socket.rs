@@ -79,6 +79,27 @@ enum Descriptor {
     Session(RawFd),
 }
 
+/// A call's timeout deadline, read from the kernel (a system call) only when the call
+/// first has to wait; the time then counts from there, as the kernel's does.
+#[derive(Debug)]
+pub(crate) struct Deadline<'a> {
+    socket: &'a Socket,
+    optname: i32,
+    at: Option<Option<Instant>>,
+}
+
+impl Deadline<'_> {
+    /// When the wait must end (`None`: no limit).
+    pub(crate) fn get(&mut self) -> Result<Option<Instant>> {
+        if let Some(at) = self.at {
+            return Ok(at);
+        }
+        let at = self.socket.timeout_deadline(self.optname)?;
+        self.at = Some(at);
+        Ok(at)
+    }
+}
+
 /// Marks a call as inside the socket for as long as it lives (see [`Socket::enter`]).
 #[derive(Debug)]
 pub(crate) struct InCall<'a>(&'a AtomicUsize);
@@ -233,6 +254,12 @@ impl Socket {
         }
         let tv: libc::timeval = sys::option(self.raw_fd(), libc::SOL_SOCKET, optname)?;
         Ok(duration_of(tv).map(|limit| Instant::now() + limit))
+    }
+
+    /// A call's deadline from `SO_RCVTIMEO` or `SO_SNDTIMEO` (`optname`), read only
+    /// if the call has to wait.
+    pub(crate) fn deadline(&self, optname: i32) -> Deadline<'_> {
+        Deadline { socket: self, optname, at: None }
     }
 
     /// The socket's id.

@@ -15,68 +15,75 @@ use crate::error::Error;
 /// How much room the input buffer offers the transport for one read.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// A byte buffer consumed from the front.
+/// A byte buffer filled at the back and consumed from the front. Its memory is
+/// zeroed once, when it grows; the bytes between `start` and `end` are pending.
 #[derive(Debug, Default)]
 pub(crate) struct Buffer {
     data: Vec<u8>,
     start: usize,
+    end: usize,
 }
 
 impl Buffer {
     /// The bytes not yet consumed.
     pub(crate) fn pending(&self) -> &[u8] {
-        &self.data[self.start..]
+        &self.data[self.start..self.end]
     }
 
     fn pending_mut(&mut self) -> &mut [u8] {
-        &mut self.data[self.start..]
+        &mut self.data[self.start..self.end]
     }
 
     /// Whether nothing is pending.
     pub(crate) fn is_empty(&self) -> bool {
-        self.start == self.data.len()
+        self.start == self.end
     }
 
     /// How many bytes are pending.
     pub(crate) fn len(&self) -> usize {
-        self.data.len() - self.start
+        self.end - self.start
     }
 
     /// Drops `n` bytes from the front.
     pub(crate) fn consume(&mut self, n: usize) {
         self.start += n;
-        if self.start == self.data.len() {
-            self.data.clear();
+        debug_assert!(self.start <= self.end);
+        if self.start == self.end {
             self.start = 0;
+            self.end = 0;
         }
     }
 
     /// Room for at least `min` more bytes at the end, to be filled and then
     /// committed with [`Buffer::filled`].
     pub(crate) fn spare(&mut self, min: usize) -> &mut [u8] {
-        if self.start > 0 && self.data.capacity() - self.data.len() < min {
-            self.data.drain(..self.start);
+        if self.data.len() - self.end < min && self.start > 0 {
+            self.data.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
             self.start = 0;
         }
-        self.data.reserve(min);
-        let len = self.data.len();
-        let cap = self.data.capacity();
-        self.data.resize(cap, 0);
-        &mut self.data[len..]
+        if self.data.len() - self.end < min {
+            self.data.resize(self.end + min, 0);
+        }
+        &mut self.data[self.end..]
     }
 
-    /// Commits `n` bytes written into the last [`Buffer::spare`] and drops the rest of it.
-    pub(crate) fn filled(&mut self, before: usize, n: usize) {
-        self.data.truncate(before + n);
+    /// Commits `n` bytes written at the start of the last [`Buffer::spare`].
+    pub(crate) fn filled(&mut self, n: usize) {
+        debug_assert!(self.end + n <= self.data.len());
+        self.end += n;
     }
 
-    /// The length of the underlying bytes, to pass to [`Buffer::filled`].
-    pub(crate) fn end(&self) -> usize {
-        self.data.len()
+    /// Appends `len` bytes for the caller to write, and returns them.
+    fn append(&mut self, len: usize) -> &mut [u8] {
+        self.spare(len);
+        let at = self.end;
+        self.end += len;
+        &mut self.data[at..at + len]
     }
 
     fn extend(&mut self, bytes: &[u8]) {
-        self.data.extend_from_slice(bytes);
+        self.append(bytes.len()).copy_from_slice(bytes);
     }
 }
 
@@ -276,9 +283,8 @@ impl Conn {
     }
 
     /// Room in the input buffer for the next read from the transport.
-    pub(crate) fn read_room(&mut self) -> (usize, &mut [u8]) {
-        let end = self.input.end();
-        (end, self.input.spare(READ_CHUNK))
+    pub(crate) fn read_room(&mut self) -> &mut [u8] {
+        self.input.spare(READ_CHUNK)
     }
 
     /// The transport ended (read returned 0).
@@ -556,11 +562,7 @@ impl Conn {
         let n = header.encode(&mut head);
         self.output.extend(&head[..n]);
         match mask {
-            Some(key) => {
-                let at = self.output.data.len();
-                self.output.data.resize(at + payload.len(), 0);
-                frame::copy_masked(&mut self.output.data[at..], payload, key, 0);
-            }
+            Some(key) => frame::copy_masked(self.output.append(payload.len()), payload, key, 0),
             None => self.output.extend(payload),
         }
     }
@@ -603,35 +605,36 @@ fn truncate_utf8(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-/// A masking key from the system's secure random source, drawn in batches.
+/// A masking key from the system's secure random source, drawn in batches per
+/// thread (drawn again in a forked child, so parent and child never share keys).
 fn mask_key() -> [u8; 4] {
     use std::cell::RefCell;
-    /// Keys drawn at once; the pool is refilled in a forked child, so that parent
-    /// and child never reuse each other's keys.
+    /// Keys drawn at once.
     const POOL: usize = 256;
     struct Pool {
         keys: [[u8; 4]; POOL],
         next: usize,
-        pid: u32,
+        generation: u64,
     }
     thread_local! {
         static KEYS: RefCell<Pool> = const {
-            RefCell::new(Pool { keys: [[0; 4]; POOL], next: POOL, pid: 0 })
+            RefCell::new(Pool { keys: [[0; 4]; POOL], next: POOL, generation: 0 })
         };
     }
     KEYS.with_borrow_mut(|pool| {
-        let pid = std::process::id();
-        if pool.next == POOL || pool.pid != pid {
+        let generation = crate::fork::generation();
+        if pool.next == POOL || pool.generation != generation {
             let bytes = pool.keys.as_flattened_mut();
             if ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), bytes).is_err() {
                 // No system randomness: keys from the clock still mask (RFC 6455 §10.3).
-                let seed = Instant::now().elapsed().as_nanos() as u64 ^ u64::from(pid);
+                let seed =
+                    Instant::now().elapsed().as_nanos() as u64 ^ u64::from(std::process::id());
                 for (i, b) in bytes.iter_mut().enumerate() {
                     *b = (seed.rotate_left(i as u32) >> 3) as u8;
                 }
             }
             pool.next = 0;
-            pool.pid = pid;
+            pool.generation = generation;
         }
         pool.next += 1;
         pool.keys[pool.next - 1]
@@ -754,6 +757,29 @@ mod tests {
                 (b"x".to_vec(), false, true)
             ]
         );
+    }
+
+    /// Puts `bytes` into the connection as the layer's reads do.
+    fn read_in(conn: &mut Conn, bytes: &[u8]) {
+        conn.read_room()[..bytes.len()].copy_from_slice(bytes);
+        conn.input.filled(bytes.len());
+        conn.received(bytes.len());
+    }
+
+    #[test]
+    fn a_read_after_a_partly_taken_input_keeps_the_stream_intact() {
+        let (mut client, mut server) = pair(true);
+        client.send(b"first", false).expect("send");
+        client.send(b"second", false).expect("send");
+        let bytes = client.output.pending().to_vec();
+        let cut = 2 + 4 + 5 + 3; // the first read ends inside the second frame's header
+        read_in(&mut server, &bytes[..cut]);
+        assert_eq!(recv(&mut server, 100).map(|(d, _)| d), Some(b"first".to_vec()));
+        assert_eq!(recv(&mut server, 100), None);
+        read_in(&mut server, &bytes[cut..]);
+        assert_eq!(recv(&mut server, 100).map(|(d, _)| d), Some(b"second".to_vec()));
+        assert_eq!(server.input.len(), 0);
+        assert_eq!(recv(&mut server, 100), None);
     }
 
     #[test]
@@ -900,7 +926,7 @@ mod tests {
         let (mut at, mut out, mut current) = (0, Vec::new(), Vec::new());
         let mut buf = vec![0u8; 1 << 16];
         for cut in cuts {
-            conn.input.extend(&bytes[at..cut]);
+            read_in(conn, &bytes[at..cut]);
             at = cut;
             while let Some(got) = conn.receive(&mut buf, false)? {
                 match got {

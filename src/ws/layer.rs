@@ -27,7 +27,7 @@ use crate::{
     ffi::types::*,
     lower::{self, Io},
     poll::PollPlan,
-    socket::Socket,
+    socket::{Deadline, Socket},
 };
 
 /// How often the event thread reads an idle connection to answer the peer's pings
@@ -83,29 +83,25 @@ fn flush(socket: &Socket, conn: &mut Conn) -> Result<Option<i16>> {
 /// Reads once from the transport into the connection: `None` when bytes (or the
 /// end) came, else the kernel events to wait for.
 fn fill(socket: &Socket, conn: &mut Conn) -> Result<Option<i16>> {
-    let (before, room) = conn.read_room();
-    match lower::read(socket, room) {
+    match lower::read(socket, conn.read_room()) {
         Ok(Io::Done(n)) => {
-            conn.input.filled(before, n);
+            conn.input.filled(n);
             if n == 0 {
                 conn.transport_ended();
             }
             conn.received(n);
             Ok(None)
         }
-        Ok(Io::Wait(events)) => {
-            conn.input.filled(before, 0);
-            Ok(Some(events))
+        Ok(Io::Wait(events)) => Ok(Some(events)),
+        // A broken transport ends the stream; the connection reports it (1006).
+        Err(err)
+            if matches!(err.os_errno(), Some(libc::ECONNRESET | libc::EPIPE))
+                || err_is_tls(&err) =>
+        {
+            conn.transport_ended();
+            Ok(None)
         }
-        Err(err) => {
-            conn.input.filled(before, 0);
-            // A broken transport ends the stream; the connection reports it (1006).
-            if matches!(err.os_errno(), Some(libc::ECONNRESET | libc::EPIPE)) || err_is_tls(&err) {
-                conn.transport_ended();
-                return Ok(None);
-            }
-            Err(err)
-        }
+        Err(err) => Err(err),
     }
 }
 
@@ -275,6 +271,19 @@ impl WsLayer {
         Self::handshake_step(socket, conn)
     }
 
+    /// Before a send or receive: finishes the handshake if it is still going on.
+    fn finish_handshake(
+        &self,
+        socket: &Socket,
+        deadline: &mut Deadline<'_>,
+        dont_wait: bool,
+    ) -> Result<()> {
+        if self.handshake_poll(socket)?.is_none() {
+            return Ok(());
+        }
+        self.handshake(socket, deadline.get()?, dont_wait)
+    }
+
     /// Runs the handshake until done; waits (until `deadline`) unless `dont_wait`.
     pub(crate) fn handshake(
         &self,
@@ -304,8 +313,8 @@ impl WsLayer {
         // Inside the call from the start: the event thread's timer then leaves input
         // to this thread (see `tick`).
         let _in_call = socket.enter()?;
-        let deadline = socket.timeout_deadline(libc::SO_SNDTIMEO)?;
-        self.handshake(socket, deadline, dont_wait)?;
+        let mut deadline = socket.deadline(libc::SO_SNDTIMEO);
+        self.finish_handshake(socket, &mut deadline, dont_wait)?;
         let text = flags & XS_MSG_TEXT != 0;
         let more = flags & libc::MSG_MORE != 0;
         let mut accepted = false;
@@ -336,7 +345,7 @@ impl WsLayer {
             if dont_wait {
                 return Err(would_block());
             }
-            if !socket.wait(wait_for.unwrap_or(libc::POLLOUT), deadline)? {
+            if !socket.wait(wait_for.unwrap_or(libc::POLLOUT), deadline.get()?)? {
                 // Timed out: a message taken is sent later; one not taken is EAGAIN.
                 return if accepted { Ok(data.len()) } else { Err(would_block()) };
             }
@@ -356,8 +365,8 @@ impl WsLayer {
         // Inside the call from the start: the event thread's timer then leaves input
         // to this thread (see `tick`).
         let _in_call = socket.enter()?;
-        let deadline = socket.timeout_deadline(libc::SO_RCVTIMEO)?;
-        self.handshake(socket, deadline, dont_wait)?;
+        let mut deadline = socket.deadline(libc::SO_RCVTIMEO);
+        self.finish_handshake(socket, &mut deadline, dont_wait)?;
         let peek = flags & libc::MSG_PEEK != 0;
         loop {
             if socket.is_closed() {
@@ -401,7 +410,7 @@ impl WsLayer {
             if dont_wait {
                 return Err(would_block());
             }
-            if !socket.wait(wait_for, deadline)? {
+            if !socket.wait(wait_for, deadline.get()?)? {
                 return Err(would_block());
             }
         }
@@ -410,7 +419,7 @@ impl WsLayer {
     /// `xs_shutdown` for writing: sends the close frame (waiting for room as a send
     /// does); receiving goes on until the peer's close.
     pub(crate) fn shutdown_write(&self, socket: &Socket) -> Result<()> {
-        let deadline = socket.timeout_deadline(libc::SO_SNDTIMEO)?;
+        let mut deadline = socket.deadline(libc::SO_SNDTIMEO);
         let (code, reason) = {
             let options = self.options.lock();
             (options.close_code, options.close_reason.clone())
@@ -429,7 +438,7 @@ impl WsLayer {
                     Some(events) => events,
                 }
             };
-            if !socket.wait(wait_for, deadline)? {
+            if !socket.wait(wait_for, deadline.get()?)? {
                 return Err(would_block());
             }
         }

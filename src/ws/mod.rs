@@ -10,3 +10,5 @@ pub(crate) mod options;
 pub(crate) mod utf8;
 
 pub(crate) use self::layer::WsLayer;
+#[cfg(test)]
+mod codec_bench;
