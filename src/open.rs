@@ -153,6 +153,7 @@ fn start_layers(listener: &Socket, socket: &Socket) -> Result<()> {
     }
     if let Some(smux) = socket.smux() {
         smux.start_session();
+        crate::reactor::watch(socket);
     }
     if socket.ws().is_some() || socket.smux().is_some() {
         // Pings, keepalives and timeouts of idle connections.

@@ -38,6 +38,9 @@ pub(crate) enum PollPlan {
         ready: i16,
         /// Kernel events that let the layer move on.
         wait: i16,
+        /// Whether the kernel socket's `POLLOUT` is the caller's too (not for an smux
+        /// stream, whose window decides).
+        kernel_out: bool,
     },
 }
 
@@ -86,8 +89,10 @@ fn plan(entry: &libc::pollfd, socket: Option<&Socket>, waker: Option<&Arc<Waker>
     };
     match plan {
         PollPlan::Ready(extra) => PollPlan::Ready(extra & entry.events),
-        PollPlan::Layered { ready, wait } => {
-            PollPlan::Layered { ready: ready & entry.events, wait }
+        PollPlan::Layered { ready, wait, kernel_out } => {
+            // POLLERR and POLLHUP are reported whether asked for or not, as poll(2) does.
+            let ready = ready & (entry.events | libc::POLLERR | libc::POLLHUP);
+            PollPlan::Layered { ready, wait, kernel_out }
         }
         other => other,
     }
@@ -124,9 +129,9 @@ pub(crate) fn poll(entries: &mut [libc::pollfd], timeout_ms: i32) -> Result<i32>
         for ((entry, &fd), plan) in entries.iter().zip(&fds).zip(&plans) {
             let events = match plan {
                 PollPlan::Handshaking(needed) => *needed,
-                PollPlan::Layered { ready, wait } => {
+                PollPlan::Layered { ready, wait, kernel_out } => {
                     now_ready |= *ready != 0;
-                    *wait | (entry.events & libc::POLLOUT)
+                    *wait | if *kernel_out { entry.events & libc::POLLOUT } else { 0 }
                 }
                 PollPlan::Failed => {
                     now_ready = true;
@@ -181,10 +186,11 @@ pub(crate) fn poll(entries: &mut [libc::pollfd], timeout_ms: i32) -> Result<i32>
                     layer_moved |= k.revents != 0;
                     k.revents & (libc::POLLERR | libc::POLLHUP)
                 }
-                (Some(_), PollPlan::Layered { ready, .. }) => {
+                (Some(_), PollPlan::Layered { ready, kernel_out, .. }) => {
                     // Kernel input is the layer's to judge on the next round.
                     layer_moved |= k.revents != 0;
-                    let passed = libc::POLLOUT | libc::POLLERR | libc::POLLHUP;
+                    let out = if *kernel_out { libc::POLLOUT } else { 0 };
+                    let passed = out | libc::POLLERR | libc::POLLHUP;
                     (k.revents & passed & (entry.events | libc::POLLERR | libc::POLLHUP)) | ready
                 }
             };

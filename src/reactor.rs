@@ -17,7 +17,6 @@
 
 use std::{
     collections::HashMap,
-    os::fd::AsRawFd,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering::SeqCst},
@@ -131,6 +130,15 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 /// by other threads; the event thread takes them into its own list.
 static NEW_TIMERS: Mutex<Vec<i32>> = Mutex::new(Vec::new());
 
+/// Makes the event thread watch a socket's kernel events (see `Socket::wants_events`).
+pub(crate) fn watch(socket: &Socket) {
+    let Ok(socket) = table::lookup(socket.sid()) else { return };
+    match handle() {
+        Ok(reactor) => reactor.attend(&socket),
+        Err(err) => log!(Level::Error, "sid {}: not watched: {err}", socket.sid()),
+    }
+}
+
 /// Runs `socket`'s timer (`Socket::on_timer`) from the event thread until it says
 /// it is no longer needed or the socket is closed.
 pub(crate) fn add_timer(socket: &Socket) {
@@ -219,8 +227,11 @@ fn run(mut poll: Poll, reactor: &Reactor) {
             } else if let Some(watch) = watched.get(&event.token().0) {
                 if watch.draining_since.is_some() {
                     watch.socket.flush_due_cork(Instant::now());
-                } else if let Some(notify) = watch.socket.notify() {
-                    sys::eventfd_signal(notify);
+                } else {
+                    if let Some(notify) = watch.socket.notify() {
+                        sys::eventfd_signal(notify);
+                    }
+                    watch.socket.on_ready();
                 }
             }
         }
@@ -304,17 +315,17 @@ fn update_watch(registry: &Registry, watched: &mut HashMap<usize, Watch>, socket
         // Dropping `socket` here may close the kernel socket: the event thread held it.
         return;
     }
-    if watched.contains_key(&token) {
+    if watched.contains_key(&token) || !socket.wants_events() {
         return;
     }
-    let Some(notify) = socket.notify() else {
-        return;
-    };
     match registry.register(&mut SourceFd(&fd), Token(token), interest) {
         Ok(()) => {
             // Report the current state once: the application may have missed an edge.
-            sys::eventfd_signal(notify);
-            log!(Level::Trace, "sid {}: watched (eventfd {})", socket.sid(), notify.as_raw_fd());
+            if let Some(notify) = socket.notify() {
+                sys::eventfd_signal(notify);
+            }
+            socket.on_ready();
+            log!(Level::Trace, "sid {}: watched", socket.sid());
             watched.insert(token, Watch { socket, draining_since: None });
         }
         Err(err) => log!(Level::Error, "sid {}: cannot watch: {err}", socket.sid()),

@@ -461,6 +461,7 @@ impl Socket {
         }
         if let Some(smux) = &self.smux {
             smux.start_session();
+            reactor::watch(self);
         }
         if self.ws.is_some() || self.smux.is_some() {
             // Pings, keepalives and timeouts of idle connections.
@@ -792,6 +793,19 @@ impl Socket {
             self.notify.signal();
         }
         due
+    }
+
+    /// Whether the event thread should watch the kernel socket: for the notification
+    /// fd, or to move an smux session on while no thread does.
+    pub(crate) fn wants_events(&self) -> bool {
+        self.notify().is_some() || self.smux.as_ref().is_some_and(|s| s.is_session())
+    }
+
+    /// From the event thread: the kernel socket became readable or writable.
+    pub(crate) fn on_ready(&self) {
+        if let Some(smux) = &self.smux {
+            smux.on_ready(self);
+        }
     }
 
     /// Whether corked bytes wait for the kernel.

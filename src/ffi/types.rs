@@ -191,11 +191,12 @@ pub const XS_WS_RECV_TEXT: c_int = 25;
 /// `xs_accept` on it returns the streams the peer opened. An `xs_accept` on a
 /// listening smux socket returns sessions. Streams are sids that behave as TCP
 /// sockets do (blocking or not, timeouts, `MSG_PEEK`, `xs_poll`, `xs_shutdown`,
-/// `xs_close`), with these differences, from the wire format: there is no
-/// half-close (`xs_shutdown(SHUT_WR)` closes the stream for the peer too, though
-/// bytes already sent still arrive); closing the session, or losing its connection,
-/// makes every stream's `xs_recv` return what was received and then fail with
-/// `ECONNRESET`. A send bounded by `SO_SNDTIMEO` returns the bytes handed to the
+/// `xs_close`), with these differences: `xs_shutdown(SHUT_WR)` sends FIN and the
+/// peer's `xs_recv` returns 0 after the data, as on TCP; an xsocket peer may still
+/// send back until it closes, a Go peer answers FIN at once (its streams have no
+/// half-close); closing the session, or losing its connection, makes every
+/// stream's `xs_recv` return what was received and then fail with `ECONNRESET`.
+/// `xs_recvmsg` is not supported on streams (`EOPNOTSUPP`). A send bounded by `SO_SNDTIMEO` returns the bytes handed to the
 /// connection so far (they will arrive) and `EAGAIN` only when there were none.
 pub const XS_PROTO_SMUX: c_int = 0x800;
 

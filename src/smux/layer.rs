@@ -181,9 +181,10 @@ impl State {
     }
 
     /// Reads what the connection has, acts on it, writes what is queued, and wakes
-    /// the threads whose streams changed. Never waits.
-    fn pump(&mut self, transport: &Socket) {
-        READ_BUF.with_borrow_mut(|buf| {
+    /// the threads whose streams changed. Never waits. Returns whether it read all
+    /// there was (false when it stopped at its limit, or for queued output).
+    fn pump(&mut self, transport: &Socket) -> bool {
+        let drained = READ_BUF.with_borrow_mut(|buf| {
             if buf.len() < READ_CHUNK {
                 buf.resize(READ_CHUNK, 0);
             }
@@ -207,17 +208,19 @@ impl State {
                             unsafe { libc::shutdown(transport.raw_fd(), libc::SHUT_RDWR) };
                         }
                     }
-                    Ok(Io::Wait(_)) => break,
+                    Ok(Io::Wait(_)) => return true,
                     Err(err) => {
                         self.fail(libc::ECONNRESET, format!("smux: connection lost ({err})"));
                     }
                 }
             }
+            self.failure.is_some()
         });
         self.flush(transport);
         for key in self.core.take_changed() {
             self.wake(key);
         }
+        drained
     }
 }
 
@@ -257,6 +260,9 @@ impl SmuxSession {
             let watch = {
                 let mut state = self.lock();
                 state.pump(transport);
+                if caller.is_closed() {
+                    break Err(Error::ClosedWhileInUse);
+                }
                 match ready(&mut state) {
                     Ok(Some(value)) => {
                         state.flush(transport);
@@ -267,9 +273,6 @@ impl SmuxSession {
                         break Err(err);
                     }
                     Ok(None) => {}
-                }
-                if caller.is_closed() {
-                    break Err(Error::ClosedWhileInUse);
                 }
                 if dont_wait || deadline.is_some_and(|d| Instant::now() >= d) {
                     break Err(would_block());
@@ -435,6 +438,8 @@ impl SmuxLayer {
     pub(crate) fn open_stream(&self, transport: &Socket) -> Result<StreamKey> {
         let session = self.session()?;
         let mut state = session.lock();
+        // FINs that came meanwhile free ids.
+        state.pump(transport);
         if let Some(failure) = &state.failure {
             return Err(failed(failure));
         }
@@ -577,7 +582,20 @@ impl SmuxLayer {
             }
         }
         let wait = libc::POLLIN | if state.core.output().is_empty() { 0 } else { libc::POLLOUT };
-        PollPlan::Layered { ready, wait }
+        // The connection's writability is not a stream's: its window says.
+        PollPlan::Layered { ready, wait, kernel_out: false }
+    }
+
+    /// From the event thread, when the session's connection became readable or
+    /// writable: moves the session on unless a thread watches it already.
+    pub(crate) fn on_ready(&self, socket: &Socket) {
+        let Some(session) = self.session.get().filter(|_| self.stream.is_none()) else { return };
+        let mut state = session.lock();
+        while !state.leader && state.failure.is_none() {
+            if state.pump(socket) || state.core.output().len() >= OUTPUT_HIGH {
+                break;
+            }
+        }
     }
 
     /// After `xs_poll`: the polling thread no longer waits here.

@@ -547,7 +547,7 @@ impl WsLayer {
             return match Self::handshake_step(socket, conn) {
                 Err(_) => PollPlan::Failed,
                 Ok(Some(events)) => PollPlan::Handshaking(events),
-                Ok(None) => PollPlan::Layered { ready: 0, wait: libc::POLLIN },
+                Ok(None) => PollPlan::Layered { ready: 0, wait: libc::POLLIN, kernel_out: true },
             };
         }
         let pending = flush(socket, conn).ok().flatten();
@@ -565,7 +565,7 @@ impl WsLayer {
         }
         let mut wait = if conn.wants_input() { libc::POLLIN } else { 0 };
         wait |= pending.unwrap_or(0);
-        PollPlan::Layered { ready, wait }
+        PollPlan::Layered { ready, wait, kernel_out: true }
     }
 
     /// The errno of a failed handshake, once (for `SO_ERROR`).
