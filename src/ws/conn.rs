@@ -15,6 +15,10 @@ use crate::error::Error;
 /// How much room the input buffer offers the transport for one read.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Message mode waits for a single-frame message up to this size to be all in the
+/// input buffer (which grows to hold it), so it is copied to the caller at once.
+const WHOLE_FRAME_LIMIT: u64 = 1 << 20;
+
 /// A byte buffer filled at the back and consumed from the front. Its memory is
 /// zeroed once, when it grows; the bytes between `start` and `end` are pending.
 #[derive(Debug, Default)]
@@ -166,6 +170,8 @@ pub(crate) struct Conn {
     /// Why the connection failed: errno and the detail for `xs_last_error()`.
     failure: Option<(i32, String)>,
     heartbeat: Option<Heartbeat>,
+    /// Input bytes the frame being waited for needs (see `wait_for_whole_frame`).
+    frame_wanted: usize,
 }
 
 fn failed(errno: i32, detail: impl Into<String>) -> Error {
@@ -192,6 +198,7 @@ impl Conn {
             eof: false,
             failure: None,
             heartbeat,
+            frame_wanted: 0,
         }
     }
 
@@ -284,7 +291,34 @@ impl Conn {
 
     /// Room in the input buffer for the next read from the transport.
     pub(crate) fn read_room(&mut self) -> &mut [u8] {
-        self.input.spare(READ_CHUNK)
+        let whole_frame = self.frame_wanted.saturating_sub(self.input.len());
+        self.input.spare(READ_CHUNK.max(whole_frame))
+    }
+
+    /// Message mode: whether the next frame is a whole message (a final binary frame
+    /// that starts one) not yet all here but small enough to wait for, so it can go
+    /// to the caller in one copy. Records how much input that takes.
+    fn wait_for_whole_frame(&mut self) -> bool {
+        self.frame_wanted = 0;
+        if !self.config.messages || !self.assembling.is_empty() || self.eof {
+            return false;
+        }
+        let Ok(Some((header, size))) = Header::parse(self.input.pending()) else { return false };
+        let total = size as u64 + header.len;
+        // Text is checked as it arrives, so that bad UTF-8 fails fast: not for text.
+        let binary = header.opcode == frame::OP_BINARY;
+        if !binary
+            || !header.fin
+            || total > WHOLE_FRAME_LIMIT
+            || header.len > self.config.max_message
+        {
+            return false;
+        }
+        if (self.input.len() as u64) < total {
+            self.frame_wanted = total as usize;
+            return true;
+        }
+        false
     }
 
     /// The transport ended (read returned 0).
@@ -401,6 +435,9 @@ impl Conn {
                     self.answer_close();
                 }
                 return Ok(Some(Received::End));
+            }
+            if self.wait_for_whole_frame() {
+                return Ok(None);
             }
             let max_data = if self.config.messages || peek { usize::MAX } else { buf.len() };
             let step = match self.decoder.step(self.input.pending_mut(), max_data) {
