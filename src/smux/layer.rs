@@ -14,6 +14,7 @@
 
 use std::{
     cell::RefCell,
+    collections::VecDeque,
     os::fd::{AsRawFd, OwnedFd},
     sync::{
         Arc, OnceLock,
@@ -42,6 +43,9 @@ const ACCEPT: StreamKey = 0;
 
 /// Queued output beyond which writers wait for the connection.
 const OUTPUT_HIGH: usize = 1 << 20;
+
+/// The most one writer adds to the output in one turn while others wait.
+const TURN_QUANTUM: usize = 64 * 1024;
 
 /// The most a pump reads at once, so one busy session cannot hold a thread forever.
 const PUMP_LIMIT: usize = 4 << 20;
@@ -110,6 +114,9 @@ struct State {
     last_input: Instant,
     /// When the next PIN is due, once PINs go out.
     next_pin: Option<Instant>,
+    /// Writers waiting for their turn at the output, in order (see `send`).
+    turns: VecDeque<u64>,
+    next_turn: u64,
 }
 
 /// One session, shared by its socket and its streams.
@@ -146,6 +153,12 @@ impl State {
             for (_, waker) in &self.waiters {
                 waker.signal();
             }
+        }
+    }
+
+    fn wake_all(&self) {
+        for (_, waker) in &self.waiters {
+            waker.signal();
         }
     }
 
@@ -233,6 +246,8 @@ impl SmuxSession {
             waiters: Vec::new(),
             last_input: Instant::now(),
             next_pin: (!options.pin_interval.is_zero()).then(Instant::now),
+            turns: VecDeque::new(),
+            next_turn: 0,
         };
         Self { state: Mutex::new(state), options }
     }
@@ -477,17 +492,39 @@ impl SmuxLayer {
             self.stream.as_ref().ok_or_else(|| Error::errno("send", libc::ENOTCONN))?;
         let session = self.session()?;
         let mut sent = 0;
+        let mut turn: Option<u64> = None;
         let outcome = session.wait_until(transport, caller, *key, deadline, dont_wait, |state| {
             if let Some(failure) = &state.failure {
                 return Err(failed(failure));
             }
-            if state.core.output().len() < OUTPUT_HIGH {
-                sent += state.core.write(*key, &data[sent..]).map_err(stream_error)?;
+            // Writers take turns (first come, first served) while others wait for
+            // room in the connection's output, so that none starves.
+            let mine = turn.is_some_and(|t| state.turns.front() == Some(&t));
+            if state.core.output().len() < OUTPUT_HIGH && (state.turns.is_empty() || mine) {
+                if let Some(t) = turn.take() {
+                    state.turns.retain(|x| *x != t);
+                }
+                let end = (sent + TURN_QUANTUM).min(data.len());
+                sent += state.core.write(*key, &data[sent..end]).map_err(stream_error)?;
                 state.flush(transport);
+                if !state.turns.is_empty() {
+                    state.wake_all();
+                }
+            } else if turn.is_none() {
+                let t = state.next_turn;
+                state.next_turn += 1;
+                state.turns.push_back(t);
+                turn = Some(t);
             }
             let done = sent == data.len() || (dont_wait && sent > 0);
             Ok(done.then_some(sent))
         });
+        if let Some(t) = turn {
+            // Leaving without its turn (done, timed out or failed): the next one goes.
+            let mut state = session.lock();
+            state.turns.retain(|x| *x != t);
+            state.wake_all();
+        }
         match outcome {
             // Bytes handed over count, even when the wait ran out (the seed's rule).
             Err(err) if sent > 0 && err.os_errno() == Some(libc::EAGAIN) => Ok(sent),
