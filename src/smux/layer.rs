@@ -499,22 +499,32 @@ impl SmuxLayer {
             }
             // Writers take turns (first come, first served) while others wait for
             // room in the connection's output, so that none starves.
-            let mine = turn.is_some_and(|t| state.turns.front() == Some(&t));
-            if state.core.output().len() < OUTPUT_HIGH && (state.turns.is_empty() || mine) {
+            while sent < data.len() {
+                let mine = turn.is_some_and(|t| state.turns.front() == Some(&t));
+                if state.core.output().len() >= OUTPUT_HIGH || !(state.turns.is_empty() || mine) {
+                    if turn.is_none() {
+                        let t = state.next_turn;
+                        state.next_turn += 1;
+                        state.turns.push_back(t);
+                        turn = Some(t);
+                    }
+                    break;
+                }
                 if let Some(t) = turn.take() {
                     state.turns.retain(|x| *x != t);
                 }
                 let end = (sent + TURN_QUANTUM).min(data.len());
-                sent += state.core.write(*key, &data[sent..end]).map_err(stream_error)?;
+                let n = state.core.write(*key, &data[sent..end]).map_err(stream_error)?;
+                sent += n;
                 state.flush(transport);
                 if !state.turns.is_empty() {
+                    // Others wait: the next in line goes.
                     state.wake_all();
+                    break;
                 }
-            } else if turn.is_none() {
-                let t = state.next_turn;
-                state.next_turn += 1;
-                state.turns.push_back(t);
-                turn = Some(t);
+                if n == 0 {
+                    break; // the window is closed: wait for the peer's CFM
+                }
             }
             let done = sent == data.len() || (dont_wait && sent > 0);
             Ok(done.then_some(sent))
