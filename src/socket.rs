@@ -246,6 +246,27 @@ impl Socket {
         Ok(ready > 0)
     }
 
+    /// Runs a layer's handshake (`what`) until done. `step` moves it on without
+    /// waiting: `None` once done, else the kernel events it waits for. Waits until
+    /// `deadline` (then `ETIMEDOUT`) unless `dont_wait` (then `EAGAIN`).
+    pub(crate) fn run_handshake(
+        &self,
+        what: &'static str,
+        deadline: Option<Instant>,
+        dont_wait: bool,
+        mut step: impl FnMut() -> Result<Option<i16>>,
+    ) -> Result<()> {
+        loop {
+            let Some(events) = step()? else { return Ok(()) };
+            if dont_wait {
+                return Err(Error::errno(what, libc::EAGAIN));
+            }
+            if !self.wait(events, deadline)? {
+                return Err(Error::TimedOut(what));
+            }
+        }
+    }
+
     /// When a wait bounded by `SO_RCVTIMEO` or `SO_SNDTIMEO` (`optname`) must end.
     pub(crate) fn timeout_deadline(&self, optname: i32) -> Result<Option<Instant>> {
         if let Some(smux) = self.smux.as_deref().filter(|s| s.is_stream()) {

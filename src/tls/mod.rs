@@ -379,19 +379,15 @@ impl TlsLayer {
         deadline: Option<Instant>,
         dont_wait: bool,
     ) -> Result<()> {
-        loop {
-            let Some(events) = self.handshake_poll(socket)? else { return Ok(()) };
-            if dont_wait {
-                return Err(would_block());
-            }
-            if !socket.wait(events, deadline)? {
-                let err = Error::TimedOut("tls handshake");
-                if let Some(session) = self.session.lock().as_mut() {
-                    session.failed = Some((libc::ETIMEDOUT, err.to_string()));
-                }
-                return Err(err);
+        let outcome = socket
+            .run_handshake("tls handshake", deadline, dont_wait, || self.handshake_poll(socket));
+        if let Err(err @ Error::TimedOut(_)) = &outcome {
+            // Every later call reports it.
+            if let Some(session) = self.session.lock().as_mut() {
+                session.failed = Some((libc::ETIMEDOUT, err.to_string()));
             }
         }
+        outcome
     }
 
     /// Sends plaintext: all of it on a blocking socket (as `send(2)`), what fits on a
@@ -478,31 +474,44 @@ impl TlsLayer {
     /// Reads plaintext without waiting (moving the handshake on first), for a layer
     /// above TLS: `Done(0)` when the peer ended the stream with close_notify.
     pub(crate) fn read_now(&self, socket: &Socket, buf: &mut [u8]) -> Result<Io> {
-        let fd = socket.raw_fd();
-        let mut guard = self.session.lock();
-        let session = guard.as_mut().ok_or_else(not_connected)?;
-        if let Some(events) = session.handshake_step(fd)? {
-            return Ok(Io::Wait(events));
-        }
-        session.write_out(fd)?;
-        loop {
-            let ended = session.fill_plain(buf.len())?;
-            if !session.plain.is_empty() {
-                return Ok(Io::Done(session.deliver(buf, 0)));
+        self.established(socket, |session, fd| {
+            loop {
+                let ended = session.fill_plain(buf.len())?;
+                if !session.plain.is_empty() {
+                    return Ok(Io::Done(session.deliver(buf, 0)));
+                }
+                if ended {
+                    return Ok(Io::Done(0));
+                }
+                match session.read_in(fd)? {
+                    Input::Progress | Input::Closed => {}
+                    Input::Empty => return Ok(Io::Wait(libc::POLLIN)),
+                }
             }
-            if ended {
-                return Ok(Io::Done(0));
-            }
-            match session.read_in(fd)? {
-                Input::Progress | Input::Closed => {}
-                Input::Empty => return Ok(Io::Wait(libc::POLLIN)),
-            }
-        }
+        })
     }
 
     /// Writes plaintext without waiting (moving the handshake on first), for a layer
     /// above TLS: how much rustls took.
     pub(crate) fn write_now(&self, socket: &Socket, data: &[u8]) -> Result<Io> {
+        self.established(socket, |session, fd| {
+            let taken = session.conn.writer().write(data).map_err(|e| io_error("tls", e))?;
+            session.write_out(fd)?;
+            Ok(if taken == 0 && !data.is_empty() {
+                Io::Wait(libc::POLLOUT)
+            } else {
+                Io::Done(taken)
+            })
+        })
+    }
+
+    /// Runs `io` on the session once its handshake is done and queued records are
+    /// written; while the handshake goes on, the events it waits for.
+    fn established(
+        &self,
+        socket: &Socket,
+        io: impl FnOnce(&mut Session, RawFd) -> Result<Io>,
+    ) -> Result<Io> {
         let fd = socket.raw_fd();
         let mut guard = self.session.lock();
         let session = guard.as_mut().ok_or_else(not_connected)?;
@@ -510,9 +519,7 @@ impl TlsLayer {
             return Ok(Io::Wait(events));
         }
         session.write_out(fd)?;
-        let taken = session.conn.writer().write(data).map_err(|e| io_error("tls", e))?;
-        session.write_out(fd)?;
-        Ok(if taken == 0 && !data.is_empty() { Io::Wait(libc::POLLOUT) } else { Io::Done(taken) })
+        io(session, fd)
     }
 
     /// Whether encrypted records wait for the kernel.

@@ -291,15 +291,9 @@ impl WsLayer {
         deadline: Option<Instant>,
         dont_wait: bool,
     ) -> Result<()> {
-        loop {
-            let Some(events) = self.handshake_poll(socket)? else { return Ok(()) };
-            if dont_wait {
-                return Err(would_block());
-            }
-            if !socket.wait(events, deadline)? {
-                return Err(Error::TimedOut("websocket handshake"));
-            }
-        }
+        socket.run_handshake("websocket handshake", deadline, dont_wait, || {
+            self.handshake_poll(socket)
+        })
     }
 
     /// Sends one message (`XS_MSG_TEXT` for text); `MSG_MORE` keeps it queued.
