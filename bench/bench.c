@@ -13,6 +13,19 @@
  *            ignores the flag); a library may cork in user space
  *   rtt      ping-pong of 64 B messages; median and p99 round trip in microseconds
  *
+ * WebSocket (loopback TCP only), in a table of its own: xsocket SOCK_SEQPACKET sockets
+ * with XS_PROTO_WS_RAW (frames, no HTTP handshake), the connecting end (the client,
+ * which masks its frames) sending, the accepted end receiving one whole message per
+ * xs_recv and checking its size and sequence number. Each row alternates four columns:
+ * the kernel's TCP and xsocket's plain TCP running the msgs/bulk workloads above
+ * (4-byte length prefix), the WebSocket socket, and libzmq (msgs rows, where built):
+ *   ws bulk  64 KiB messages, 1 GiB per measurement; GiB/s
+ *   ws msgs  64 B, 1 KiB and 64 KiB messages, one xs_send each; messages/s
+ *   ws msgs MSG_MORE
+ *            the same with MSG_MORE as in the msgs MSG_MORE rows (libzmq: its plain row)
+ *   Full-WS msgs 64 B
+ *            XS_PROTO_WS (after the HTTP Upgrade handshake, done in a thread's xs_accept)
+ *
  * TLS (XS_PROTO_TLS, TLS 1.3 over loopback TCP), against xsocket's plain TCP, in a
  * table of its own; skipped when there is no openssl command:
  *   tls bulk the bulk workload over TLS (the server's handshake in a thread's xs_accept)
@@ -48,8 +61,19 @@
  * receiver on two CPUs and lets libzmq's and nng's threads use both; "any" leaves
  * placement to the scheduler.
  *
+ * smux (XS_PROTO_SMUX over loopback TCP), in a table of its own: the bulk workload
+ * (64 KiB sends, 1 GiB per measurement) on one kernel TCP connection, one xsocket TCP
+ * connection, 1 stream of an smux session, and 16 streams of one session at once (each
+ * 1/16 of the bytes): with a sender and a receiver thread per stream (blocking calls),
+ * and with one xs_poll loop on each side. Rows give the aggregate throughput (target:
+ * 1 stream >= 0.8x the kernel's TCP) and, for 16 streams, each stream's throughput
+ * while all were running (bytes received from when every stream had data until the
+ * first was done, over that time: min, mean, max, and the widest gap from the mean;
+ * target within 20%), and the longest a receiver waited in one call (a stall shows).
+ *
  * Environment: BENCH_QUICK=1 scales everything down for a smoke run (a few seconds);
- * BENCH_ROUNDS=n sets the rounds per row (default 5, quick 3); BENCH_CPUS as above.
+ * BENCH_ROUNDS=n sets the rounds per row (default 5, quick 3); BENCH_CPUS as above;
+ * BENCH_SMUX_ONLY=1 runs the smux rows alone.
  *
  * Build and run:  make bench
  */
@@ -60,6 +84,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,6 +157,7 @@ struct api {
     int (*close)(int s);
     const char *(*last_error)(void); /* detail of the calling thread's last failure */
     int tls; /* XS_PROTO_TLS (TCP only): open_conn sets up certificates, accepts in a thread */
+    int ws;  /* XS_PROTO_WS_RAW or XS_PROTO_WS: the ws_* workloads' SOCK_SEQPACKET sockets */
 };
 
 /* xs_send always adds MSG_NOSIGNAL; the kernel table does the same. */
@@ -140,18 +166,30 @@ static const char *k_last_error(void) { return ""; }
 
 static const struct api RAW = {
     "raw", socket, bind, listen, accept, connect, k_send, recv,
-    setsockopt, getsockname, shutdown, close, k_last_error, 0,
+    setsockopt, getsockname, shutdown, close, k_last_error, 0, 0,
 };
 
 static const struct api XS = {
     "xsocket", xs_socket, xs_bind, xs_listen, xs_accept, xs_connect, xs_send, xs_recv,
-    xs_setsockopt, xs_getsockname, xs_shutdown, xs_close, xs_last_error, 0,
+    xs_setsockopt, xs_getsockname, xs_shutdown, xs_close, xs_last_error, 0, 0,
 };
 
 /* xsocket with XS_PROTO_TLS: the same calls, TLS 1.3 over TCP (see "TLS" below). */
 static const struct api XS_TLS = {
     "xsocket TLS", xs_socket, xs_bind, xs_listen, xs_accept, xs_connect, xs_send, xs_recv,
-    xs_setsockopt, xs_getsockname, xs_shutdown, xs_close, xs_last_error, 1,
+    xs_setsockopt, xs_getsockname, xs_shutdown, xs_close, xs_last_error, 1, 0,
+};
+
+/* xsocket WebSocket, SOCK_SEQPACKET over TCP: Raw-WS (frames only) and Full-WS (with the
+ * HTTP Upgrade handshake). The connecting end is the client, so what it sends is masked. */
+static const struct api XS_WSRAW = {
+    "xsocket Raw-WS", xs_socket, xs_bind, xs_listen, xs_accept, xs_connect, xs_send, xs_recv,
+    xs_setsockopt, xs_getsockname, xs_shutdown, xs_close, xs_last_error, 0, XS_PROTO_WS_RAW,
+};
+
+static const struct api XS_WSFULL = {
+    "xsocket Full-WS", xs_socket, xs_bind, xs_listen, xs_accept, xs_connect, xs_send, xs_recv,
+    xs_setsockopt, xs_getsockname, xs_shutdown, xs_close, xs_last_error, 0, XS_PROTO_WS,
 };
 
 /* ===== failures ==================================================================== */
@@ -798,6 +836,112 @@ static struct result conns(const struct api *A, enum transport t, size_t resumed
     return (struct result){{(double)count / ((double)(t1 - t0) / 1e9), median_us}};
 }
 
+
+/* --- ws: WebSocket messages, one xs_send per message --- */
+
+/*
+ * A connected WebSocket pair over loopback TCP, SOCK_SEQPACKET with A->ws: `a` the
+ * client (it connects and masks what it sends), `b` the server. The accept runs in a
+ * thread (Full-WS: the server's half of the handshake happens inside it), with TCP_NODELAY
+ * and 30 s timeouts on both ends.
+ */
+static struct conn ws_open_conn(const struct api *A) {
+    struct sockaddr_in addr = {.sin_family = AF_INET};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int l = ok(A->socket(AF_INET, SOCK_SEQPACKET, A->ws), A, "socket (listener)");
+    ok(A->bind(l, (struct sockaddr *)&addr, sizeof addr), A, "bind");
+    ok(A->listen(l, 4), A, "listen");
+    socklen_t len = sizeof addr;
+    ok(A->getsockname(l, (struct sockaddr *)&addr, &len), A, "getsockname");
+    set_timeouts(A, l);
+
+    struct conn c;
+    c.a = ok(A->socket(AF_INET, SOCK_SEQPACKET, A->ws), A, "socket");
+    set_timeouts(A, c.a);
+    struct acceptor acc = {A, l, -1};
+    pthread_t th;
+    start_thread(&th, accept_one, &acc);
+    ok(A->connect(c.a, (struct sockaddr *)&addr, sizeof addr), A, "connect");
+    pthread_join(th, NULL);
+    c.b = acc.sid;
+    ok(A->close(l), A, "close listener");
+    set_timeouts(A, c.b);
+    set_int(A, c.a, IPPROTO_TCP, TCP_NODELAY, 1, "setsockopt TCP_NODELAY");
+    set_int(A, c.b, IPPROTO_TCP, TCP_NODELAY, 1, "setsockopt TCP_NODELAY");
+    return c;
+}
+
+/* Receives j->count whole messages of j->size bytes (one xs_recv each), checking the
+ * size and the sequence number in the first 4 bytes. */
+static void *ws_msg_receiver(void *arg) {
+    struct job *j = arg;
+    char *buf = xmalloc(j->size + 1);
+    for (uint64_t seen = 0; seen < j->count; seen++) {
+        ssize_t n = ok(j->A->recv(j->sid, buf, j->size + 1, 0), j->A, "recv");
+        if (n == 0)
+            die("%s: ws: end of stream after %llu of %llu messages", j->A->name,
+                (unsigned long long)seen, (unsigned long long)j->count);
+        if ((size_t)n != j->size)
+            die("%s: ws: message %llu has length %zd, expected %zu", j->A->name,
+                (unsigned long long)seen, n, j->size);
+        uint32_t seq;
+        memcpy(&seq, buf, 4);
+        if (seq != (uint32_t)seen)
+            die("%s: ws: message %llu carries sequence number %u", j->A->name,
+                (unsigned long long)seen, seq);
+    }
+    j->t_end = now_ns();
+    free(buf);
+    return NULL;
+}
+
+/*
+ * Messages per second for `count` binary messages of `size` bytes (size >= 4), one
+ * xs_send each, client -> server. With `more`, MSG_MORE on every send but the last of
+ * each burst of MORE_BURST and the last of the run, as in msgs_run.
+ */
+static struct result ws_msgs_run(const struct api *A, size_t size, uint64_t count, int more) {
+    struct conn c = ws_open_conn(A);
+    struct job j = {.A = A, .sid = c.b, .size = size, .count = count};
+    char *payload = xmalloc(size);
+    memset(payload, 0xa5, size);
+    pthread_t th;
+    start_thread(&th, ws_msg_receiver, &j);
+
+    uint64_t t0 = now_ns();
+    for (uint64_t i = 0; i < count; i++) {
+        uint32_t seq = (uint32_t)i;
+        memcpy(payload, &seq, 4);
+        int last = (i + 1) % MORE_BURST == 0 || i + 1 == count;
+        ssize_t n = ok(A->send(c.a, payload, size, more && !last ? MSG_MORE : 0), A, "send");
+        if ((size_t)n != size)
+            die("%s: ws: send took %zd of %zu bytes", A->name, n, size);
+    }
+    pthread_join(th, NULL);
+
+    free(payload);
+    close_conn(A, c);
+    return (struct result){{(double)count / ((double)(j.t_end - t0) / 1e9), 0}};
+}
+
+static struct result ws_msgs(const struct api *A, enum transport t, size_t size,
+                             uint64_t count) {
+    return ws_msgs_run(A, size, count, 0);
+}
+
+static struct result ws_msgs_more(const struct api *A, enum transport t, size_t size,
+                                  uint64_t count) {
+    return ws_msgs_run(A, size, count, 1);
+}
+
+/* Bytes per second for `bytes` (a multiple of 64 KiB) sent as 64 KiB messages. */
+static struct result ws_bulk(const struct api *A, enum transport t, size_t unused,
+                             uint64_t bytes) {
+    struct result r = ws_msgs_run(A, BULK_CHUNK, bytes / BULK_CHUNK, 0);
+    r.v[0] *= BULK_CHUNK;
+    return r;
+}
+
 /* ===== libzmq and nng ============================================================== */
 
 #if BENCH_ZMQ || BENCH_NNG
@@ -1141,6 +1285,269 @@ static struct result nng_rtt(const struct api *A, enum transport t, size_t size,
 }
 #endif /* BENCH_NNG */
 
+/* ===== smux: streams on one session ================================================ */
+
+#define SMUX_MAX_STREAMS 16
+
+/* One measurement of streams on one smux session (client -> server). */
+struct smux_run {
+    int n;                                 /* streams */
+    int threads;                           /* a sender and a receiver thread per stream */
+    uint64_t per_stream;                   /* bytes each stream carries */
+    int a[SMUX_MAX_STREAMS], b[SMUX_MAX_STREAMS]; /* client and server ends */
+    pthread_barrier_t start;
+    uint64_t t0;
+    _Atomic uint64_t got[SMUX_MAX_STREAMS]; /* bytes each receiver has so far */
+    _Atomic int all_started;                /* every stream has received something */
+    uint64_t start_snap[SMUX_MAX_STREAMS]; /* got[] then */
+    uint64_t t_start;
+    _Atomic int first_done;                 /* a stream has all its bytes */
+    uint64_t snap[SMUX_MAX_STREAMS];       /* got[] when the first stream was done */
+    uint64_t t_snap;
+    _Atomic uint64_t max_wait;              /* the longest wait of one recv or poll (ns) */
+};
+
+/* Notes how long a receiver waited for data (a stall shows here). */
+static void smux_waited(struct smux_run *r, uint64_t since) {
+    uint64_t d = now_ns() - since, cur = atomic_load(&r->max_wait);
+    while (d > cur && !atomic_compare_exchange_weak(&r->max_wait, &cur, d)) {
+    }
+}
+
+struct smux_worker {
+    struct smux_run *run;
+    int i;
+};
+
+/* Once every stream has received something: the counts, where the per-stream figures
+ * start (so threads that start late do not count as slow streams). */
+static void smux_check_started(struct smux_run *r) {
+    for (int k = 0; k < r->n; k++)
+        if (atomic_load(&r->got[k]) == 0)
+            return;
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&r->all_started, &expected, 1))
+        return;
+    r->t_start = now_ns();
+    for (int k = 0; k < r->n; k++)
+        r->start_snap[k] = atomic_load(&r->got[k]);
+}
+
+/* When the first stream has all its bytes: every stream's count so far, where the
+ * per-stream figures end (all streams were running until then). */
+static void smux_first_done(struct smux_run *r) {
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&r->first_done, &expected, 1))
+        return;
+    r->t_snap = now_ns();
+    for (int k = 0; k < r->n; k++)
+        r->snap[k] = atomic_load(&r->got[k]);
+}
+
+static void smux_recv_bytes(struct smux_run *r, int i, char *buf, ssize_t n) {
+    (void)buf;
+    if (n == 0)
+        die("smux: stream %d ended after %llu of %llu bytes", i,
+            (unsigned long long)atomic_load(&r->got[i]), (unsigned long long)r->per_stream);
+    uint64_t got = atomic_fetch_add(&r->got[i], (uint64_t)n) + (uint64_t)n;
+    if (!atomic_load(&r->all_started))
+        smux_check_started(r);
+    if (got > r->per_stream)
+        die("smux: stream %d got %llu bytes for %llu", i, (unsigned long long)got,
+            (unsigned long long)r->per_stream);
+    if (got == r->per_stream)
+        smux_first_done(r);
+}
+
+static void *smux_receiver(void *arg) {
+    struct smux_worker *w = arg;
+    struct smux_run *r = w->run;
+    char *buf = xmalloc(BULK_CHUNK);
+    pthread_barrier_wait(&r->start);
+    while (atomic_load(&r->got[w->i]) < r->per_stream) {
+        uint64_t t = now_ns();
+        ssize_t n = ok(xs_recv(r->b[w->i], buf, BULK_CHUNK, 0), &XS, "smux recv");
+        smux_waited(r, t);
+        smux_recv_bytes(r, w->i, buf, n);
+    }
+    free(buf);
+    return NULL;
+}
+
+static void *smux_sender(void *arg) {
+    struct smux_worker *w = arg;
+    struct smux_run *r = w->run;
+    char *buf = xmalloc(BULK_CHUNK);
+    memset(buf, 0x5a, BULK_CHUNK);
+    pthread_barrier_wait(&r->start);
+    for (uint64_t sent = 0; sent < r->per_stream; sent += BULK_CHUNK)
+        send_all(&XS, r->a[w->i], buf, BULK_CHUNK);
+    free(buf);
+    return NULL;
+}
+
+/* All streams in two threads: the receiver thread xs_polls the server ends, this one the
+ * client ends, 64 KiB per send or receive, round robin over the ready streams. */
+static void *smux_poll_receiver(void *arg) {
+    struct smux_run *r = arg;
+    char *buf = xmalloc(BULK_CHUNK);
+    struct pollfd pfd[SMUX_MAX_STREAMS];
+    pthread_barrier_wait(&r->start);
+    for (;;) {
+        int open = 0;
+        for (int i = 0; i < r->n; i++) {
+            int more = atomic_load(&r->got[i]) < r->per_stream;
+            pfd[i] = (struct pollfd){.fd = more ? r->b[i] : -1, .events = POLLIN};
+            open += more;
+        }
+        if (!open)
+            break;
+        uint64_t t = now_ns();
+        if (ok(xs_poll(pfd, (nfds_t)r->n, PEER_TIMEOUT_MS), &XS, "smux poll") == 0)
+            die("smux: receiver: no data for %d ms", PEER_TIMEOUT_MS);
+        smux_waited(r, t);
+        for (int i = 0; i < r->n; i++) {
+            if (!pfd[i].revents)
+                continue;
+            ssize_t n = xs_recv(r->b[i], buf, BULK_CHUNK, MSG_DONTWAIT);
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                continue;
+            smux_recv_bytes(r, i, buf, ok(n, &XS, "smux recv"));
+        }
+    }
+    free(buf);
+    return NULL;
+}
+
+static void smux_poll_send(struct smux_run *r) {
+    char *buf = xmalloc(BULK_CHUNK);
+    memset(buf, 0x5a, BULK_CHUNK);
+    uint64_t sent[SMUX_MAX_STREAMS] = {0};
+    struct pollfd pfd[SMUX_MAX_STREAMS];
+    for (;;) {
+        int open = 0;
+        for (int i = 0; i < r->n; i++) {
+            int more = sent[i] < r->per_stream;
+            pfd[i] = (struct pollfd){.fd = more ? r->a[i] : -1, .events = POLLOUT};
+            open += more;
+        }
+        if (!open)
+            break;
+        if (ok(xs_poll(pfd, (nfds_t)r->n, PEER_TIMEOUT_MS), &XS, "smux poll") == 0)
+            die("smux: sender: no window for %d ms", PEER_TIMEOUT_MS);
+        for (int i = 0; i < r->n; i++) {
+            if (!pfd[i].revents)
+                continue;
+            uint64_t left = r->per_stream - sent[i];
+            size_t len = left < BULK_CHUNK ? (size_t)left : BULK_CHUNK;
+            ssize_t n = xs_send(r->a[i], buf, len, MSG_DONTWAIT);
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                continue;
+            sent[i] += (uint64_t)ok(n, &XS, "smux send");
+        }
+    }
+    free(buf);
+}
+
+/* Per-stream figures of the last smux_bulk run: bytes/s of the slowest and fastest
+ * stream while all were running, and the mean; the longest wait for data (s). */
+static double smux_last_min, smux_last_max, smux_last_mean, smux_last_wait;
+
+/*
+ * `bytes` (split evenly) over `n` streams of one smux session on loopback TCP; `threads`:
+ * a sender and a receiver thread per stream (blocking calls), else one xs_poll loop on
+ * each side. Returns the aggregate bytes/s; the per-stream figures go to smux_last_*.
+ */
+static struct result smux_bulk_run(int n, int threads, uint64_t bytes) {
+    struct smux_run *r = xmalloc(sizeof *r);
+    memset(r, 0, sizeof *r);
+    r->n = n;
+    r->threads = threads;
+    r->per_stream = bytes / (uint64_t)n / BULK_CHUNK * BULK_CHUNK;
+
+    /* The session: socket, bind, listen with XS_PROTO_SMUX, as for TCP. */
+    struct sockaddr_in in = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof in;
+    int l = ok(xs_socket(AF_INET, SOCK_STREAM, XS_PROTO_SMUX), &XS, "smux socket");
+    ok(xs_bind(l, (struct sockaddr *)&in, len), &XS, "smux bind");
+    ok(xs_listen(l, 4), &XS, "smux listen");
+    ok(xs_getsockname(l, (struct sockaddr *)&in, &len), &XS, "smux getsockname");
+    int cs = ok(xs_socket(AF_INET, SOCK_STREAM, XS_PROTO_SMUX), &XS, "smux socket");
+    ok(xs_connect(cs, (struct sockaddr *)&in, len), &XS, "smux connect");
+    int ss = ok(xs_accept(l, NULL, NULL), &XS, "smux accept session");
+    ok(xs_close(l), &XS, "close listener");
+    set_int(&XS, cs, IPPROTO_TCP, TCP_NODELAY, 1, "setsockopt TCP_NODELAY");
+    set_int(&XS, ss, IPPROTO_TCP, TCP_NODELAY, 1, "setsockopt TCP_NODELAY");
+    set_timeouts(&XS, ss);
+    for (int i = 0; i < n; i++) {
+        r->a[i] = ok(xs_smux_open(cs), &XS, "xs_smux_open");
+        r->b[i] = ok(xs_accept(ss, NULL, NULL), &XS, "smux accept stream");
+        set_timeouts(&XS, r->a[i]);
+        set_timeouts(&XS, r->b[i]);
+        if (!threads) {
+            ok(xs_fcntl(r->a[i], F_SETFL, O_NONBLOCK), &XS, "fcntl");
+            ok(xs_fcntl(r->b[i], F_SETFL, O_NONBLOCK), &XS, "fcntl");
+        }
+    }
+
+    pthread_t th[2 * SMUX_MAX_STREAMS];
+    struct smux_worker w[SMUX_MAX_STREAMS];
+    int nth = 0;
+    if (threads) {
+        /* n receivers, and n - 1 senders: this thread sends on stream 0 */
+        pthread_barrier_init(&r->start, NULL, (unsigned)(2 * n));
+        for (int i = 0; i < n; i++) {
+            w[i] = (struct smux_worker){r, i};
+            start_thread(&th[nth++], smux_receiver, &w[i]);
+            if (i > 0)
+                start_thread(&th[nth++], smux_sender, &w[i]);
+        }
+        pthread_barrier_wait(&r->start);
+        r->t0 = now_ns();
+        char *buf = xmalloc(BULK_CHUNK);
+        memset(buf, 0x5a, BULK_CHUNK);
+        for (uint64_t sent = 0; sent < r->per_stream; sent += BULK_CHUNK)
+            send_all(&XS, r->a[0], buf, BULK_CHUNK);
+        free(buf);
+    } else {
+        pthread_barrier_init(&r->start, NULL, 2);
+        start_thread(&th[nth++], smux_poll_receiver, r);
+        pthread_barrier_wait(&r->start);
+        r->t0 = now_ns();
+        smux_poll_send(r);
+    }
+    for (int k = 0; k < nth; k++)
+        pthread_join(th[k], NULL);
+    uint64_t t_end = now_ns();
+    pthread_barrier_destroy(&r->start);
+
+    /* Per stream: from when all had data to when the first was done (the stream that
+     * started last and the one done first may be one: then from the start). */
+    int window = atomic_load(&r->all_started) && r->t_snap > r->t_start;
+    double secs = (double)(r->t_snap - (window ? r->t_start : r->t0)) / 1e9, sum = 0;
+    smux_last_min = 1e300;
+    smux_last_max = 0;
+    for (int i = 0; i < n; i++) {
+        double rate = (double)(r->snap[i] - (window ? r->start_snap[i] : 0)) / secs;
+        sum += rate;
+        smux_last_min = rate < smux_last_min ? rate : smux_last_min;
+        smux_last_max = rate > smux_last_max ? rate : smux_last_max;
+    }
+    smux_last_mean = sum / n;
+    smux_last_wait = (double)atomic_load(&r->max_wait) / 1e9;
+
+    for (int i = 0; i < n; i++) {
+        ok(xs_close(r->a[i]), &XS, "close stream");
+        ok(xs_close(r->b[i]), &XS, "close stream");
+    }
+    ok(xs_close(cs), &XS, "close session");
+    ok(xs_close(ss), &XS, "close session");
+    double total = (double)(r->per_stream * (uint64_t)n);
+    double elapsed = (double)(t_end - r->t0) / 1e9;
+    free(r);
+    return (struct result){{total / elapsed, 0}};
+}
+
 /* ===== rounds and the table ======================================================== */
 
 typedef struct result (*workload_fn)(const struct api *A, enum transport t, size_t size,
@@ -1153,6 +1560,9 @@ static const int ORDER[N_COLS] = {COL_XS, COL_RAW, COL_ZMQ, COL_NNG};
 static const int COL_BUILT[N_COLS] = {1, 1, BENCH_ZMQ, BENCH_NNG};
 /* The TLS rows reuse the first two columns: xsocket plain TCP (COL_RAW) and TLS (COL_XS). */
 static const char *const TLS_COL_TAG[N_COLS] = {"plain", "tls", "-", "-"};
+/* The WebSocket rows: the kernel's TCP (COL_RAW), xsocket WebSocket (COL_XS), libzmq
+ * (COL_ZMQ) and xsocket plain TCP (in the COL_NNG slot; nng is not run there). */
+static const char *const WS_COL_TAG[N_COLS] = {"kern", "ws", "zmq", "xs-tcp"};
 static const char *const *col_tag = COL_TAG; /* tags of the per-round lines */
 static const char *second_unit;               /* unit of a workload's second number, if other */
 
@@ -1192,7 +1602,7 @@ struct row {
     int lower_is_better;
 };
 
-static struct row rows[32];
+static struct row rows[48];
 static int nrows;
 static int rounds;
 
@@ -1287,6 +1697,30 @@ static struct plan make_plan(workload_fn fn, workload_fn zfn, workload_fn nfn,
     return p;
 }
 
+/*
+ * A WebSocket row over TCP: `wfn` with `wapi` (COL_XS) against `tfn` with the kernel
+ * (COL_RAW) and with xsocket plain TCP (COL_NNG slot), plus libzmq's `zfn` when built
+ * (NULL: not run). Counts calibrated per column as in make_plan.
+ */
+static struct plan make_ws_plan(workload_fn wfn, const struct api *wapi, workload_fn tfn,
+                                workload_fn zfn, size_t size, uint64_t probe, double seconds) {
+    struct plan p;
+    memset(&p, 0, sizeof p);
+    p.fn[COL_RAW] = p.fn[COL_NNG] = tfn;
+    p.api[COL_RAW] = &RAW;
+    p.api[COL_NNG] = &XS;
+    p.fn[COL_XS] = wfn;
+    p.api[COL_XS] = wapi;
+    if (COL_BUILT[COL_ZMQ])
+        p.fn[COL_ZMQ] = zfn;
+    for (int k = 0; k < N_COLS; k++) {
+        int c = ORDER[k];
+        if (p.fn[c])
+            p.count[c] = calibrate(p.fn[c], p.api[c], TCP, size, probe, seconds, 1);
+    }
+    return p;
+}
+
 /* The main table: rows [0, end). */
 static void print_table(int end) {
     int show[N_COLS];
@@ -1343,6 +1777,53 @@ static void print_table(int end) {
                "(zmq_send has no MSG_MORE; libzmq batches in its I/O thread by itself)\n");
 }
 
+/* The WebSocket table: rows [first, end), made by make_ws_plan. */
+static void print_ws_table(int first, int end) {
+    int starred = 0;
+    printf("\nWebSocket (xsocket, SOCK_SEQPACKET over loopback tcp, client -> server so masked; "
+           "one xs_send per message)\n");
+    printf("%-24s | %14s | %14s | %14s | %7s | %9s", "workload", "kernel tcp", "xsocket tcp",
+           "ws", "ws/kern", "ws/xs-tcp");
+    if (BENCH_ZMQ)
+        printf(" | %14s | %6s", "libzmq", "ws/zmq");
+    printf("\n-------------------------+----------------+----------------+----------------+-----"
+           "----+----------");
+    if (BENCH_ZMQ)
+        printf("+----------------+-------");
+    printf("\n");
+    for (int i = first; i < end; i++) {
+        const struct row *r = &rows[i];
+        char cell[N_COLS][48], num[32];
+        for (int c = 0; c < N_COLS; c++) {
+            if (r->have[c])
+                snprintf(cell[c], sizeof cell[c], "%s %s", fmt3(r->v[c], num, sizeof num),
+                         r->unit);
+            else
+                snprintf(cell[c], sizeof cell[c], "-");
+        }
+        printf("%-24s | %14s | %14s | %14s | %7.2f | %9.2f", r->workload, cell[COL_RAW],
+               cell[COL_NNG], cell[COL_XS], r->v[COL_XS] / r->v[COL_RAW],
+               r->v[COL_XS] / r->v[COL_NNG]);
+        if (BENCH_ZMQ) {
+            printf(" | %14s | ", cell[COL_ZMQ]);
+            if (r->have[COL_ZMQ]) {
+                printf("%6.2f", r->v[COL_XS] / r->v[COL_ZMQ]);
+            } else if (r->zmq_ref >= 0) {
+                printf("%5.2f*", r->v[COL_XS] / rows[r->zmq_ref].v[COL_ZMQ]);
+                starred = 1;
+            } else {
+                printf("%6s", "-");
+            }
+        }
+        printf("\n");
+    }
+    printf("tcp columns: the msgs/bulk workloads (4-byte length prefix per message, the receiver "
+           "parses 256 KiB reads);\nws: one whole message per xs_recv; Full-WS: the same after "
+           "an HTTP Upgrade handshake; all higher is better\n");
+    if (starred)
+        printf("* ws with MSG_MORE against libzmq's plain row of the same size\n");
+}
+
 /* The TLS table: rows [first, nrows), xsocket plain TCP against xsocket TLS. */
 static void print_tls_table(int first) {
     printf("\nTLS (xsocket TLS 1.3 vs xsocket plain TCP, loopback tcp; conns: connect "
@@ -1374,6 +1855,109 @@ static void print_others(void) {
                                      : "not installed (no <zmq.h> when the bench was built)");
     printf("nng: %s\n", BENCH_NNG ? "measured (push0/pull0 for msgs, pair0 for rtt)"
                                   : "not installed (no <nng/nng.h> when the bench was built)");
+}
+
+/* ===== the smux table ================================================================ */
+
+/* smux rows: medians over rounds of the aggregate (bytes/s) and, for many streams, the
+ * per-stream spread while all streams were running. */
+enum { SMUX_KERN, SMUX_XS_TCP, SMUX_1, SMUX_16, SMUX_16_POLL, N_SMUX };
+static const char *const SMUX_NAME[N_SMUX] = {
+    "kernel tcp, 1 conn", "xsocket tcp, 1 conn", "smux 1 stream", "smux 16 streams",
+    "smux 16 streams, poll"};
+static double smux_v[N_SMUX][MAX_ROUNDS];
+static double smux_min[N_SMUX][MAX_ROUNDS], smux_max[N_SMUX][MAX_ROUNDS];
+static double smux_mean[N_SMUX][MAX_ROUNDS], smux_wait[N_SMUX][MAX_ROUNDS];
+
+/* Rounds alternate kernel TCP, xsocket TCP, 1 stream, 16 streams (a thread pair per
+ * stream), 16 streams (one xs_poll loop per side): the bulk workload, `bytes` each. */
+static void smux_bench(uint64_t bytes) {
+    smux_bulk_run(1, 1, bytes / 16); /* warm-up, discarded */
+    smux_bulk_run(SMUX_MAX_STREAMS, 1, bytes / 16);
+    for (int r = 0; r < rounds; r++) {
+        smux_v[SMUX_KERN][r] = bulk(&RAW, TCP, 0, bytes).v[0];
+        smux_v[SMUX_XS_TCP][r] = bulk(&XS, TCP, 0, bytes).v[0];
+        for (int k = SMUX_1; k < N_SMUX; k++) {
+            int n = k == SMUX_1 ? 1 : SMUX_MAX_STREAMS;
+            smux_v[k][r] = smux_bulk_run(n, k != SMUX_16_POLL, bytes).v[0];
+            smux_min[k][r] = smux_last_min;
+            smux_max[k][r] = smux_last_max;
+            smux_mean[k][r] = smux_last_mean;
+            smux_wait[k][r] = smux_last_wait;
+        }
+    }
+    char num[32];
+    for (int k = 0; k < N_SMUX; k++) {
+        printf("  tcp   %-22s", SMUX_NAME[k]);
+        for (int r = 0; r < rounds; r++)
+            printf(" %s", fmt3(smux_v[k][r] / GiB, num, sizeof num));
+        printf("  GiB/s");
+        if (k == SMUX_16 || k == SMUX_16_POLL) {
+            printf("; per stream min/max:");
+            for (int r = 0; r < rounds; r++)
+                printf(" %.2f", smux_min[k][r] / smux_max[k][r]);
+        }
+        if (k >= SMUX_1) {
+            printf("; longest recv wait:");
+            for (int r = 0; r < rounds; r++)
+                printf(" %.0f", smux_wait[k][r] * 1e3);
+            printf(" ms");
+        }
+        printf("\n");
+    }
+}
+
+static void print_smux_table(int quick) {
+    double v[N_SMUX], mn[N_SMUX], mx[N_SMUX], mean[N_SMUX], wait[N_SMUX], dev[N_SMUX][MAX_ROUNDS];
+    for (int k = 0; k < N_SMUX; k++) {
+        v[k] = median(smux_v[k], rounds);
+        mn[k] = median(smux_min[k], rounds);
+        mx[k] = median(smux_max[k], rounds);
+        mean[k] = median(smux_mean[k], rounds);
+        wait[k] = 0;
+        for (int r = 0; r < rounds; r++) { /* the widest gap from the mean, in % */
+            double m = smux_mean[k][r], lo = m - smux_min[k][r], hi = smux_max[k][r] - m;
+            dev[k][r] = m > 0 ? 100 * (lo > hi ? lo : hi) / m : 0;
+            wait[k] = smux_wait[k][r] > wait[k] ? smux_wait[k][r] : wait[k];
+        }
+    }
+    char a[32], b[32], c[32];
+    printf("\nsmux (xsocket XS_PROTO_SMUX, one session over loopback tcp, client -> server, "
+           "64 KiB sends; 16 streams: a sender\nand a receiver thread per stream, or one "
+           "xs_poll loop per side; against one kernel or xsocket TCP connection)\n");
+    printf("%-22s | %11s | %7s | %7s | %9s | %s\n", "workload", "aggregate", "vs kern",
+           "vs xs", "max wait", "target");
+    printf("-----------------------+-------------+---------+---------+-----------+----------------"
+           "------\n");
+    for (int k = 0; k < N_SMUX; k++) {
+        char w[32] = "-";
+        if (k >= SMUX_1)
+            snprintf(w, sizeof w, "%.0f ms", wait[k] * 1e3);
+        printf("%-22s | %5s GiB/s | %7.2f | %7.2f | %9s | %s\n", SMUX_NAME[k],
+               fmt3(v[k] / GiB, a, sizeof a), v[k] / v[SMUX_KERN], v[k] / v[SMUX_XS_TCP], w,
+               k == SMUX_1 ? (v[k] >= 0.8 * v[SMUX_KERN] ? ">= 0.80x kern: met"
+                                                         : ">= 0.80x kern: NOT met")
+                           : "");
+    }
+    printf("max wait: the longest a receiver waited in one xs_recv / xs_poll, over all rounds "
+           "(a stall shows here)\n");
+    printf("\nper-stream throughput while all 16 streams ran (medians over rounds)\n");
+    printf("%-22s | %11s | %11s | %11s | %7s | %8s | %s\n", "workload", "min", "mean", "max",
+           "min/max", "max dev", "target");
+    printf("-----------------------+-------------+-------------+-------------+---------+-------"
+           "---+----------------------\n");
+    for (int k = SMUX_16; k < N_SMUX; k++) {
+        double d = median(dev[k], rounds);
+        printf("%-22s | %5s MiB/s | %5s MiB/s | %5s MiB/s | %7.2f | %7.1f%% | %s\n",
+               SMUX_NAME[k], fmt3(mn[k] / MiB, a, sizeof a), fmt3(mean[k] / MiB, b, sizeof b),
+               fmt3(mx[k] / MiB, c, sizeof c), mn[k] / mx[k], d,
+               d <= 20 ? "within +-20%: met" : "within +-20%: NOT met");
+    }
+    printf("per stream: bytes each stream received from when all had data until the first "
+           "was done, over that time;\nmax dev: the widest gap between one stream and the "
+           "mean, in %% of the mean (per round, then the median)\n");
+    if (quick)
+        printf("(BENCH_QUICK: 2 MiB per stream, too little for steady per-stream figures)\n");
 }
 
 static long env_long(const char *name, long fallback) {
@@ -1447,6 +2031,12 @@ int main(void) {
 #endif
 
     uint64_t t_start = now_ns();
+    if (env_long("BENCH_SMUX_ONLY", 0)) { /* the smux rows alone */
+        smux_bench(bulk_bytes);
+        print_smux_table(quick);
+        printf("total time %.1f s\n", (double)(now_ns() - t_start) / 1e9);
+        return 0;
+    }
     for (int t = 0; t < N_TRANSPORTS; t++) {
         const char *bulk_name[2] = {"bulk 64 KiB writes", NULL};
         bulk(&XS, t, 0, bulk_bytes / 16); /* warm-up, discarded */
@@ -1477,6 +2067,51 @@ int main(void) {
         run_rounds(rtt_names, t, &p, 0, "us", 1, 1);
     }
 
+    /* WebSocket over TCP: xsocket Raw-WS (and Full-WS for 64 B) against the kernel's and
+     * xsocket's plain TCP with length-prefixed messages, and libzmq. */
+    int ws_first = nrows;
+    {
+        col_tag = WS_COL_TAG;
+        const char *bulk_name[2] = {"ws bulk 64 KiB msgs", NULL};
+        ws_bulk(&XS_WSRAW, TCP, 0, bulk_bytes / 16); /* warm-up, discarded */
+        struct plan bp;
+        memset(&bp, 0, sizeof bp);
+        bp.fn[COL_RAW] = bp.fn[COL_NNG] = bulk;
+        bp.api[COL_RAW] = &RAW;
+        bp.api[COL_NNG] = &XS;
+        bp.fn[COL_XS] = ws_bulk;
+        bp.api[COL_XS] = &XS_WSRAW;
+        bp.count[COL_RAW] = bp.count[COL_NNG] = bp.count[COL_XS] = bulk_bytes;
+        run_rounds(bulk_name, TCP, &bp, 0, "GiB/s", GiB, 0);
+
+        const size_t wsizes[3] = {64, 1024, 64 * KiB};
+        const char *const plain_names[3] = {"ws msgs 64 B", "ws msgs 1 KiB", "ws msgs 64 KiB"};
+        const char *const more_names[3] = {"ws msgs 64 B MSG_MORE", "ws msgs 1 KiB MSG_MORE",
+                                           "ws msgs 64 KiB MSG_MORE"};
+        int ws_plain[3];
+        for (int i = 0; i < 3; i++) {
+            const char *name[2] = {plain_names[i], NULL};
+            uint64_t probe = wsizes[i] > 4 * KiB ? msg_probe / 10 : msg_probe;
+            struct plan p = make_ws_plan(ws_msgs, &XS_WSRAW, msgs, zmq_msgs_fn, wsizes[i], probe,
+                                         target);
+            ws_plain[i] = run_rounds(name, TCP, &p, wsizes[i], "kmsg/s", 1e3, 0);
+        }
+        for (int i = 0; i < 3; i++) {
+            const char *name[2] = {more_names[i], NULL};
+            uint64_t probe = wsizes[i] > 4 * KiB ? msg_probe / 10 : msg_probe;
+            struct plan p = make_ws_plan(ws_msgs_more, &XS_WSRAW, msgs_more, NULL, wsizes[i],
+                                         probe, target);
+            int r = run_rounds(name, TCP, &p, wsizes[i], "kmsg/s", 1e3, 0);
+            if (rows[ws_plain[i]].have[COL_ZMQ])
+                rows[r].zmq_ref = ws_plain[i];
+        }
+        const char *full_name[2] = {"Full-WS msgs 64 B", NULL};
+        struct plan fp = make_ws_plan(ws_msgs, &XS_WSFULL, msgs, zmq_msgs_fn, 64, msg_probe,
+                                      target);
+        run_rounds(full_name, TCP, &fp, 64, "kmsg/s", 1e3, 0);
+        col_tag = COL_TAG;
+    }
+
     /* TLS: xsocket TLS against xsocket plain TCP, same rounds and medians. */
     int tls_first = nrows;
     if (have_tls) {
@@ -1505,11 +2140,16 @@ int main(void) {
         col_tag = COL_TAG;
     }
 
-    print_table(tls_first);
+    /* smux: 1 and 16 streams on one session against one TCP connection. */
+    smux_bench(bulk_bytes);
+
+    print_table(ws_first);
+    print_ws_table(ws_first, tls_first);
     if (have_tls)
         print_tls_table(tls_first);
     else
         printf("\nTLS: openssl not found, skipped\n");
+    print_smux_table(quick);
     print_others();
     printf("total time %.1f s\n", (double)(now_ns() - t_start) / 1e9);
 #if BENCH_NNG

@@ -23,7 +23,10 @@
  *      the openssl tool, and the connection's TLS parameters read back.
  *   5. WebSocket echo: ws:// URLs (HTTP Upgrade, RFC 6455 frames) with SOCK_SEQPACKET
  *      delivery, one message per xs_send/xs_recv, text and binary, and the close code.
- *   6. An error: connecting to a closed port gives ECONNREFUSED, and its detail.
+ *   6. smux: several streams on one connection. A session (smux+tcp:// URL) carries
+ *      three streams at once; each is a sid of its own, and they share one TCP
+ *      connection.
+ *   7. An error: connecting to a closed port gives ECONNREFUSED, and its detail.
  *
  * Build and run:  make demo
  */
@@ -411,6 +414,96 @@ static void ws_echo(void) {
     TRY(xs_close(listener));
 }
 
+/* ----- smux: several streams on one connection ------------------------------------ */
+
+#define SMUX_STREAMS 3
+
+/* Server thread: accepts one session, then echoes each of its streams until the client
+ * half-closes it, and waits for the client to end the session. */
+static void *smux_echo_server(void *arg) {
+    int listener = *(int *)arg;
+    /* On an smux listener, xs_accept returns a session: one connection. */
+    int session = TRY(xs_accept(listener, NULL, NULL));
+    for (int i = 0; i < SMUX_STREAMS; i++) {
+        /* On a session, xs_accept returns the next stream the peer opened. */
+        int stream = TRY(xs_accept(session, NULL, NULL));
+        int id = 0;
+        socklen_t len = sizeof id;
+        TRY(xs_getsockopt(stream, XS_SOL_SMUX, XS_SMUX_STREAM_ID, &id, &len));
+        char buf[512];
+        ssize_t n;
+        size_t echoed = 0;
+        /* A stream reads like TCP: 0 once the peer half-closed it (its FIN). */
+        while ((n = TRY(xs_recv(stream, buf, sizeof buf, 0))) > 0) {
+            send_all(stream, buf, (size_t)n);
+            echoed += (size_t)n;
+        }
+        printf("smux: server: stream %d (sid %d) echoed %zu bytes\n", id, stream, echoed);
+        TRY(xs_close(stream)); /* our FIN: the client reads 0 after the echo */
+    }
+    /* The client closing its session ends ours: xs_accept fails with ECONNRESET. */
+    if (xs_accept(session, NULL, NULL) >= 0 || errno != ECONNRESET)
+        die("%s", "expected the session to end with ECONNRESET");
+    printf("smux: server: session ended (%s)\n", xs_last_error());
+    TRY(xs_close(session));
+    return NULL;
+}
+
+static unsigned local_port(int sid) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    TRY(xs_getsockname(sid, (struct sockaddr *)&ss, &len));
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static void smux_echo(void) {
+    /* An smux listener (also smux+tls://, smux+unix://): xs_accept gives sessions. */
+    int listener = TRY(xs_listen_url("smux+tcp://127.0.0.1:0", 4));
+    char url[128];
+    snprintf(url, sizeof url, "smux+tcp://127.0.0.1:%u", local_port(listener));
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, smux_echo_server, &listener) != 0)
+        die("%s", "pthread_create");
+
+    /* One TCP connection: the session. Streams are opened on it with xs_smux_open. */
+    int session = TRY(xs_dial(url));
+    printf("smux: client: session sid %d connected to %s (local port %u)\n", session, url,
+           local_port(session));
+    const char *msgs[SMUX_STREAMS] = {"first stream", "second stream, a longer one", "third"};
+    int streams[SMUX_STREAMS], ids[SMUX_STREAMS];
+    for (int i = 0; i < SMUX_STREAMS; i++) {
+        streams[i] = TRY(xs_smux_open(session)); /* SYN; the stream is usable at once */
+        /* The stream's wire id (1, 2, 3, ...; 0 once it is closed both ways). */
+        socklen_t idlen = sizeof ids[i];
+        TRY(xs_getsockopt(streams[i], XS_SOL_SMUX, XS_SMUX_STREAM_ID, &ids[i], &idlen));
+        printf("smux: client: opened stream %d (sid %d)\n", ids[i], streams[i]);
+        send_all(streams[i], msgs[i], strlen(msgs[i]));
+        TRY(xs_shutdown(streams[i], SHUT_WR)); /* FIN: half-close, as on TCP */
+    }
+    for (int i = 0; i < SMUX_STREAMS; i++) {
+        char buf[64];
+        size_t len = strlen(msgs[i]);
+        recv_all(streams[i], buf, len);
+        buf[len] = '\0';
+        if (strcmp(buf, msgs[i]) != 0) die("smux echo came back different: '%s'", buf);
+        if (TRY(xs_recv(streams[i], buf, sizeof buf, 0)) != 0)
+            die("%s", "expected the end of the stream after the echo");
+        /* xs_getsockname on a stream gives its session's connection's address. */
+        unsigned port = local_port(streams[i]);
+        printf("smux: client: stream %d (sid %d) echoed '%s', local port %u\n", ids[i],
+               streams[i], buf, port);
+        if (port != local_port(session)) die("%s", "a stream is not on the session's connection");
+    }
+    printf("smux: client: %d streams shared one TCP connection (local port %u)\n", SMUX_STREAMS,
+           local_port(session));
+
+    for (int i = 0; i < SMUX_STREAMS; i++)
+        TRY(xs_close(streams[i]));
+    TRY(xs_close(session)); /* ends the connection: the server's session ends too */
+    pthread_join(thread, NULL);
+    TRY(xs_close(listener));
+}
+
 /* ----- an error ------------------------------------------------------------------ */
 
 static void error_example(void) {
@@ -454,6 +547,7 @@ int main(void) {
         printf("tls: skipped (the openssl command could not make certificates)\n");
     }
     ws_echo();
+    smux_echo();
     error_example();
 
     printf("demo: all steps passed\n");

@@ -353,11 +353,12 @@ impl Socket {
         if let Some(smux) = &self.smux {
             // A stream's FIN, or the end of a session and all its streams. Threads
             // blocked on a stream wait on their wakers, which this signals.
-            smux.close(self);
+            let lingering = smux.close(self);
             if smux.is_stream() {
                 self.notify.signal();
                 return;
             }
+            self.set_corked(lingering);
         } else if let Some(ws) = &self.ws {
             // The close frame; the event thread waits for the peer's (see `is_corked`).
             let lingering = ws.begin_close(self);
@@ -745,6 +746,11 @@ impl Socket {
         }
         if let Some(ws) = &self.ws {
             let waiting = ws.push_output(self, self.is_closed());
+            self.set_corked(waiting);
+            return;
+        }
+        if let Some(smux) = self.smux.as_deref().filter(|_| self.is_closed()) {
+            let waiting = smux.push_output(self);
             self.set_corked(waiting);
             return;
         }

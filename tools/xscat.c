@@ -12,6 +12,9 @@
  * is one text message and each message received is written out followed by a
  * newline; with --binary each stdin read is one binary message and payloads are
  * written as they are.
+ * smux URLs (smux+tcp://, smux+tls://, smux+unix://) give a session: a client pipes
+ * one stream (or runs a load test with --streams N); a listener echoes every stream of
+ * every session (--echo) or writes each stream's bytes to stdout.
  *
  * Exit status: 0 success, 1 failure (one line on stderr), 2 usage error.
  */
@@ -107,6 +110,9 @@ static const char *url_reason(int err)
         return d;
     if (err == EPROTO && *d)
         return d; /* the TLS or WebSocket layer's reason, e.g. a certificate check */
+    const char *smux_detail = strstr(d, "smux: ");
+    if (smux_detail)
+        return smux_detail; /* e.g. "smux: the peer closed the connection" */
     const char *ws_detail = strstr(d, "websocket");
     if (ws_detail)
         return ws_detail; /* e.g. the HTTP status a WebSocket server refused the upgrade with */
@@ -132,7 +138,7 @@ static void tls_text(int sid, int name, const char *what, const char *value)
 {
     if (value && xs_setsockopt(sid, XS_SOL_TLS, name, value, (socklen_t)strlen(value)) < 0) {
         if (errno == ENOPROTOOPT)
-            die("%s needs a tls://, tls+unix://, wss:// or wsraw+tls:// URL", what);
+            die("%s needs a tls://, tls+unix://, wss://, wsraw+tls:// or smux+tls:// URL", what);
         die("%s %s: %s", what, value, xs_last_error());
     }
 }
@@ -147,7 +153,8 @@ static void apply_tls(int sid)
     if (tls.insecure) {
         int off = 0;
         if (xs_setsockopt(sid, XS_SOL_TLS, XS_TLS_VERIFY, &off, sizeof off) < 0)
-            die("--insecure needs a tls://, tls+unix://, wss:// or wsraw+tls:// URL");
+            die("--insecure needs a tls://, tls+unix://, wss://, wsraw+tls:// or smux+tls:// "
+                "URL");
     }
 }
 
@@ -162,6 +169,31 @@ static struct {
 
 static int ws_mode;          /* the URL made a WebSocket (message) socket */
 static size_t ws_max = WS_MAX_MESSAGE; /* the largest message we take */
+
+/* ----- smux ----- */
+
+static int smux_mode;               /* the URL made an smux session (smux+tcp://, ...) */
+static long smux_streams;           /* --streams N: the load test (0: one stream, stdin) */
+static unsigned long long smux_bytes = 1 << 20; /* --bytes B: what each stream sends */
+static int smux_bytes_given;
+
+/* Whether sid is an smux socket (session, listener or stream). */
+static int smux_socket(int sid)
+{
+    int window = 0;
+    socklen_t len = sizeof window;
+    return xs_getsockopt(sid, XS_SOL_SMUX, XS_SMUX_WINDOW, &window, &len) == 0;
+}
+
+/* A stream's wire id, 0 when unreadable. */
+static int smux_stream_id(int sid)
+{
+    int id = 0;
+    socklen_t len = sizeof id;
+    if (xs_getsockopt(sid, XS_SOL_SMUX, XS_SMUX_STREAM_ID, &id, &len) < 0)
+        return 0;
+    return id;
+}
 
 static int ws_wanted(void)
 {
@@ -299,6 +331,10 @@ static int open_url(const char *url, int listening)
     int sid = xs_socket_url(url);
     if (sid >= 0)
         ws_mode = ws_socket(sid);
+    if (sid >= 0)
+        smux_mode = smux_socket(sid);
+    if (sid >= 0 && smux_streams && !smux_mode)
+        die("--streams needs an smux URL (smux+tcp://, smux+tls://, smux+unix://)");
     if (sid >= 0 && tls_wanted())
         apply_tls(sid);
     if (sid >= 0 && (ws_wanted() || ws_mode))
@@ -381,8 +417,11 @@ static void local_url(int sid, int type, char *out, size_t cap)
     socklen_t vlen = sizeof version;
     int is_tls = xs_getsockopt(sid, XS_SOL_TLS, XS_TLS_VERSION, &version, &vlen) == 0 ||
                  errno != ENOPROTOOPT;
+    const char *smux = smux_mode ? "smux+" : "";
     if (ss.ss_family == AF_UNIX) /* addr is "unix:/PATH" or "unix:@NAME" */
-        snprintf(out, cap, "%s://%s", is_tls ? "tls+unix" : "unix", addr + 5);
+        snprintf(out, cap, "%s%s://%s", smux, is_tls ? "tls+unix" : "unix", addr + 5);
+    else if (smux_mode)
+        snprintf(out, cap, "smux+%s://%s", is_tls ? "tls" : "tcp", addr);
     else
         snprintf(out, cap, "%s://%s", type == SOCK_DGRAM ? "udp" : is_tls ? "tls" : "tcp", addr);
 }
@@ -519,7 +558,9 @@ static void send_stdin(const char *buf, size_t n, int flags)
     P.msgs_sent += (unsigned long long)whole;
     if (err) {
         if (!P.dgram && (err == EPIPE || err == ECONNRESET || err == ENOTCONN || err == EBADF ||
-                         err == ESHUTDOWN || (P.ws && (err == EPROTO || err == ETIMEDOUT)))) {
+                         err == ESHUTDOWN ||
+                         ((P.ws || smux_mode) && (err == EPROTO || err == ETIMEDOUT)))) {
+            /* the receiving side reports why the connection or session ended */
             P.send_broken = 1;
             logv("send on sid %d: %s", sid, strerror(err));
         } else {
@@ -813,6 +854,10 @@ struct client {
     unsigned long long msgs_in, msgs_out; /* WebSocket messages */
     int close_code;                       /* WebSocket: the peer's close code */
     int ws_logged;                        /* WebSocket: ws_log_open was called */
+    int session;                          /* smux: a session (its streams are clients too) */
+    int accept_ready;                     /* smux session: xs_poll said streams may wait */
+    int stream_id;                        /* smux stream: its wire id */
+    unsigned long long streams;           /* smux session: streams accepted */
 };
 
 static int queue_bytes(struct client *c, const char *data, size_t n, int flags)
@@ -958,7 +1003,14 @@ static void client_close(struct client *c, int err)
     if (ws_mode && c->close_code)
         ws_close_text(c->sid, c->close_code, closed, sizeof closed);
     ws_counts(counts, sizeof counts, c->msgs_in, c->in, c->msgs_out, c->out);
-    if (err && ws_mode)
+    if (c->stream_id) {
+        if (err)
+            logv("closed stream %d (sid %d) after error: %s (%llu bytes in, %llu out)",
+                 c->stream_id, c->sid, url_reason(err), c->in, c->out);
+        else
+            logv("closed stream %d (sid %d) (%llu bytes in, %llu out)", c->stream_id, c->sid,
+                 c->in, c->out);
+    } else if (err && ws_mode)
         logv("closed sid %d after error: %s (%s)", c->sid, url_reason(err), counts);
     else if (err)
         logv("closed sid %d after error: %s (%llu bytes in, %llu out)", c->sid, strerror(err),
@@ -978,6 +1030,55 @@ static void client_close(struct client *c, int err)
     c->closed = 1;
 }
 
+/* smux: ends a session whose xs_accept failed with err (the peer closing the connection
+ * is ECONNRESET, the usual end). Its streams go on until they have read what came. */
+static void session_close(struct client *c, int err)
+{
+    const char *why = url_reason(err);
+    if (err == ECONNRESET)
+        logv("closed session sid %d: %s (%llu stream%s)", c->sid, why, c->streams,
+             c->streams == 1 ? "" : "s");
+    else
+        logv("closed session sid %d after error: %s (%llu stream%s)", c->sid, why, c->streams,
+             c->streams == 1 ? "" : "s");
+    xs_close(c->sid);
+    c->closed = 1;
+}
+
+static void add_client(struct client **cl, size_t *ncl, size_t *capcl, struct client c)
+{
+    if (*ncl == *capcl) {
+        *capcl = *capcl ? *capcl * 2 : 16;
+        struct client *grown = realloc(*cl, *capcl * sizeof **cl);
+        if (!grown)
+            die("out of memory");
+        *cl = grown;
+    }
+    (*cl)[(*ncl)++] = c;
+}
+
+/* smux echo: accepts the streams waiting on session cl[i] as clients of their own.
+ * Index-based: add_client may move the array. */
+static void accept_streams(struct client **cl, size_t *ncl, size_t *capcl, size_t i)
+{
+    for (;;) {
+        int st = xs_accept4((*cl)[i].sid, NULL, NULL, SOCK_NONBLOCK);
+        if (st < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS)
+                logv("accept a stream on session sid %d: %s", (*cl)[i].sid, strerror(errno));
+            else if (errno != EAGAIN && errno != EWOULDBLOCK)
+                session_close(&(*cl)[i], errno);
+            return;
+        }
+        (*cl)[i].streams++;
+        int id = smux_stream_id(st);
+        logv("stream %d (sid %d) on session sid %d", id, st, (*cl)[i].sid);
+        add_client(cl, ncl, capcl, (struct client){.sid = st, .stream_id = id ? id : -1});
+    }
+}
+
 static void __attribute__((noreturn)) echo_stream(int lsid)
 {
     if (xs_fcntl(lsid, F_SETFL, O_NONBLOCK) < 0)
@@ -989,6 +1090,11 @@ static void __attribute__((noreturn)) echo_stream(int lsid)
     int64_t paused_until = 0;
 
     for (;;) {
+        size_t w = 0; /* drop what closed since the last round */
+        for (size_t i = 0; i < ncl; i++)
+            if (!cl[i].closed)
+                cl[w++] = cl[i];
+        ncl = w;
         if (cappfd < ncl + 1) {
             cappfd = (ncl + 1) * 2;
             struct pollfd *grown = realloc(pfds, cappfd * sizeof *pfds);
@@ -1003,7 +1109,9 @@ static void __attribute__((noreturn)) echo_stream(int lsid)
         size_t npoll = ncl;
         for (size_t i = 0; i < ncl; i++) {
             short ev = 0;
-            if (!cl[i].rd_eof && (ws_mode ? !cl[i].head : cl[i].pending < ECHO_LIMIT))
+            if (cl[i].session)
+                ev = POLLIN; /* streams to accept, or the session's end */
+            else if (!cl[i].rd_eof && (ws_mode ? !cl[i].head : cl[i].pending < ECHO_LIMIT))
                 ev |= POLLIN;
             if (cl[i].pending)
                 ev |= POLLOUT;
@@ -1022,7 +1130,14 @@ static void __attribute__((noreturn)) echo_stream(int lsid)
             if (!re)
                 continue;
             if (re & POLLNVAL) {
-                client_close(c, EBADF);
+                if (c->session)
+                    session_close(c, EBADF);
+                else
+                    client_close(c, EBADF);
+                continue;
+            }
+            if (c->session) {
+                c->accept_ready = 1;
                 continue;
             }
             int rc = 0;
@@ -1037,11 +1152,18 @@ static void __attribute__((noreturn)) echo_stream(int lsid)
                 client_close(c, 0);
         }
         /* drop closed clients */
-        size_t w = 0;
+        w = 0;
         for (size_t i = 0; i < ncl; i++)
             if (!cl[i].closed)
                 cl[w++] = cl[i];
         ncl = w;
+        /* smux sessions: their new streams become clients (appended; the array may move) */
+        for (size_t i = 0; i < ncl; i++) {
+            if (cl[i].session && cl[i].accept_ready && !cl[i].closed) {
+                cl[i].accept_ready = 0;
+                accept_streams(&cl, &ncl, &capcl, i);
+            }
+        }
 
         if (pfds[0].revents & (POLLIN | POLLERR | POLLHUP)) {
             for (;;) {
@@ -1061,17 +1183,12 @@ static void __attribute__((noreturn)) echo_stream(int lsid)
                     }
                     die("accept %s: %s", g_url, strerror(errno));
                 }
-                if (ncl == capcl) {
-                    capcl = capcl ? capcl * 2 : 16;
-                    struct client *grown = realloc(cl, capcl * sizeof *cl);
-                    if (!grown)
-                        die("out of memory");
-                    cl = grown;
-                }
-                cl[ncl++] = (struct client){.sid = c};
+                add_client(&cl, &ncl, &capcl, (struct client){.sid = c, .session = smux_mode});
                 char a[300];
                 fmt_addr(&ss, len, a, sizeof a);
                 logv("accepted %s (sid %d)", a, c);
+                if (smux_mode) /* streams may have come with the session's first bytes */
+                    accept_streams(&cl, &ncl, &capcl, ncl - 1);
             }
         }
     }
@@ -1110,6 +1227,367 @@ static void __attribute__((noreturn)) echo_dgram(int sid)
     }
 }
 
+/* ----- smux: one session, many streams ----- */
+
+/* The load test's data: stream i sends pat[(off + i * PAT_STEP) % PAT_LEN] at offset off.
+ * PAT_LEN is prime, so no two streams send the same bytes at the same offsets and a
+ * chunk that went to the wrong stream or offset shows. */
+#define PAT_LEN 65521
+#define PAT_STEP 7919
+static unsigned char pat[PAT_LEN + IO_BUF];
+
+static void pattern_init(void)
+{
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    for (size_t i = 0; i < PAT_LEN; i++) {
+        x ^= x << 13; /* xorshift64 */
+        x ^= x >> 7;
+        x ^= x << 17;
+        pat[i] = (unsigned char)(x >> 24);
+    }
+    for (size_t i = 0; i < IO_BUF; i++) /* any IO_BUF bytes from any start are contiguous */
+        pat[PAT_LEN + i] = pat[i];
+}
+
+static const unsigned char *pattern_at(long stream, unsigned long long off)
+{
+    return pat + (off + (unsigned long long)stream * PAT_STEP) % PAT_LEN;
+}
+
+struct load {
+    int sid, id;
+    unsigned long long sent, got;
+    int wr_done, rd_done, failed;
+    char why[160];
+};
+
+static void load_fail(struct load *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void load_fail(struct load *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->why, sizeof s->why, fmt, ap);
+    va_end(ap);
+    s->failed = 1;
+    s->wr_done = s->rd_done = 1;
+    logv("stream %d (sid %d): %s", s->id, s->sid, s->why);
+    xs_close(s->sid);
+}
+
+/* Sends what the stream's window takes; at the end, half-closes (FIN). */
+static void load_send(struct load *s, long i)
+{
+    for (int round = 0; round < 16 && !s->wr_done; round++) {
+        if (s->sent == smux_bytes) {
+            if (xs_shutdown(s->sid, SHUT_WR) < 0)
+                load_fail(s, "shutdown: %s", url_reason(errno));
+            s->wr_done = 1;
+            return;
+        }
+        unsigned long long left = smux_bytes - s->sent;
+        size_t n = left < IO_BUF ? (size_t)left : IO_BUF;
+        ssize_t k = xs_send(s->sid, pattern_at(i, s->sent), n, MSG_DONTWAIT);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                load_fail(s, "send after %llu bytes: %s", s->sent, url_reason(errno));
+            return;
+        }
+        s->sent += (unsigned long long)k;
+    }
+}
+
+/* Reads what came and checks it against what was sent; the echo must end (FIN) right
+ * after the last byte. */
+static void load_recv(struct load *s, long i)
+{
+    static unsigned char buf[IO_BUF];
+    for (int round = 0; round < 16 && !s->rd_done; round++) {
+        ssize_t n = xs_recv(s->sid, buf, sizeof buf, MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                load_fail(s, "recv after %llu bytes: %s", s->got, url_reason(errno));
+            return;
+        }
+        if (n == 0) {
+            if (s->got < smux_bytes)
+                load_fail(s, "the echo ended after %llu of %llu bytes", s->got, smux_bytes);
+            else
+                s->rd_done = 1;
+            return;
+        }
+        if (s->got + (unsigned long long)n > smux_bytes) {
+            load_fail(s, "%llu bytes came back for %llu sent", s->got + (unsigned long long)n,
+                      smux_bytes);
+            return;
+        }
+        const unsigned char *want = pattern_at(i, s->got);
+        if (memcmp(buf, want, (size_t)n) != 0) {
+            size_t at = 0;
+            while (buf[at] == want[at])
+                at++;
+            load_fail(s, "the echo differs at byte %llu", s->got + at);
+            return;
+        }
+        s->got += (unsigned long long)n;
+    }
+}
+
+/* --streams N: N streams on one session at once, each sends --bytes B and checks the
+ * echo (from an echo server). One xs_poll loop; a summary line on stdout. */
+static void __attribute__((noreturn)) smux_load(int session)
+{
+    pattern_init();
+    long n = smux_streams;
+    struct load *st = calloc((size_t)n, sizeof *st);
+    struct pollfd *pfds = calloc((size_t)n, sizeof *pfds);
+    if (!st || !pfds)
+        die("out of memory");
+    int64_t t0 = now_ms();
+    struct timespec c0;
+    clock_gettime(CLOCK_MONOTONIC, &c0);
+    for (long i = 0; i < n; i++) {
+        st[i].sid = xs_smux_open(session);
+        if (st[i].sid < 0)
+            die("open stream %ld of %ld on %s: %s", i + 1, n, g_url, url_reason(errno));
+        st[i].id = smux_stream_id(st[i].sid);
+        if (xs_fcntl(st[i].sid, F_SETFL, O_NONBLOCK) < 0)
+            die("fcntl: %s", xs_strerror(errno));
+    }
+    logv("opened %ld streams on session sid %d", n, session);
+    int64_t last_progress = t0;
+    unsigned long long last_total = 0;
+    for (;;) {
+        size_t np = 0;
+        for (long i = 0; i < n; i++) {
+            short ev = (short)((st[i].wr_done ? 0 : POLLOUT) | (st[i].rd_done ? 0 : POLLIN));
+            pfds[i] = (struct pollfd){.fd = ev ? st[i].sid : -1, .events = ev, .revents = 0};
+            np += ev != 0;
+        }
+        if (np == 0)
+            break;
+        int r = xs_poll(pfds, (size_t)n, 1000);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            die("poll: %s", xs_strerror(errno));
+        }
+        unsigned long long total = 0;
+        for (long i = 0; i < n; i++) {
+            short re = pfds[i].revents;
+            if (re & POLLNVAL)
+                load_fail(&st[i], "sid %d is gone", st[i].sid);
+            if (re & (POLLOUT | POLLERR | POLLHUP))
+                load_send(&st[i], i);
+            if (re & (POLLIN | POLLERR | POLLHUP))
+                load_recv(&st[i], i);
+            if (!st[i].failed && st[i].wr_done && st[i].rd_done && st[i].sid >= 0) {
+                xs_close(st[i].sid);
+                st[i].sid = -1;
+            }
+            total += st[i].sent + st[i].got;
+        }
+        int64_t now = now_ms();
+        if (total != last_total) {
+            last_total = total;
+            last_progress = now;
+        } else if (now - last_progress >= 30000) {
+            for (long i = 0; i < n; i++)
+                if (!st[i].wr_done || !st[i].rd_done)
+                    load_fail(&st[i], "no progress for 30 s (%llu sent, %llu echoed)",
+                              st[i].sent, st[i].got);
+        }
+    }
+    struct timespec c1;
+    clock_gettime(CLOCK_MONOTONIC, &c1);
+    double secs = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
+    unsigned long long sent = 0, got = 0;
+    long failed = 0, first = -1;
+    for (long i = 0; i < n; i++) {
+        sent += st[i].sent;
+        got += st[i].got;
+        if (st[i].failed && failed++ == 0)
+            first = i;
+    }
+    printf("smux: %ld stream%s x %llu bytes on one session: %llu bytes sent, %llu echoed and "
+           "checked in %.3f s (%.1f MB/s each way), %ld failed\n",
+           n, n == 1 ? "" : "s", smux_bytes, sent, got, secs,
+           secs > 0 ? (double)got / secs / 1e6 : 0.0, failed);
+    fflush(stdout);
+    xs_close(session);
+    if (failed)
+        die("%ld of %ld streams failed; first: stream %d: %s", failed, n, st[first].id,
+            st[first].why);
+    finish(0);
+}
+
+/* A client without --streams: one stream, piped as a TCP connection would be. */
+static void __attribute__((noreturn)) smux_client(int session)
+{
+    if (smux_streams)
+        smux_load(session);
+    int sid = xs_smux_open(session);
+    if (sid < 0)
+        die("open a stream on %s: %s", g_url, url_reason(errno));
+    logv("stream %d (sid %d) on session sid %d", smux_stream_id(sid), sid, session);
+    pipe_conn(sid, 0);
+    xs_close(session);
+    finish(0);
+}
+
+/* A listening smux xscat without --echo: each stream's bytes go to stdout as they come
+ * (streams at once interleave, a read at a time); stdin goes to the session's first
+ * stream. One session, then exit; with -k, sessions one after another. */
+struct sstream {
+    int sid, id;
+    int rd_eof, stdin_owner;
+    unsigned long long in;
+};
+
+static void serve_session(int session, int keep)
+{
+    if (xs_fcntl(session, F_SETFL, O_NONBLOCK) < 0)
+        die("fcntl: %s", xs_strerror(errno));
+    struct sstream *st = NULL;
+    size_t nst = 0, capst = 0, cappfd = 0;
+    struct pollfd *pfds = NULL;
+    int session_err = 0, over = 0, gave_stdin = 0;
+    char session_why[400] = "";
+    unsigned long long nstreams = 0;
+    static char buf[IO_BUF];
+    for (;;) {
+        /* close the streams that are done: read to the end, and stdin's done with them */
+        size_t w = 0;
+        int waiting_stdin = 0;
+        for (size_t i = 0; i < nst; i++) {
+            struct sstream *s = &st[i];
+            int done = s->rd_eof;
+            if (done && s->stdin_owner) {
+                pthread_mutex_lock(&P.mu);
+                if (over && !P.stdin_eof)
+                    P.send_broken = 1; /* the session is gone: stdin has nowhere to go */
+                /* with -k, as for TCP: the peer's FIN ends it; stdin goes on to the next */
+                done = (keep || P.stdin_eof || P.send_broken) && !P.busy;
+                if (done)
+                    P.sid = -1;
+                unsigned long long out = P.sent;
+                pthread_mutex_unlock(&P.mu);
+                if (done)
+                    logv("closed stream %d (sid %d) (%llu bytes in, %llu out)", s->id, s->sid,
+                         s->in, out);
+                else
+                    waiting_stdin = 1;
+            } else if (done) {
+                logv("closed stream %d (sid %d) (%llu bytes in, 0 out)", s->id, s->sid, s->in);
+            }
+            if (done)
+                xs_close(s->sid);
+            else
+                st[w++] = st[i];
+        }
+        nst = w;
+        if (over && nst == 0)
+            break;
+        if (cappfd < nst + 1) {
+            cappfd = (nst + 1) * 2;
+            struct pollfd *grown = realloc(pfds, cappfd * sizeof *pfds);
+            if (!grown)
+                die("out of memory");
+            pfds = grown;
+        }
+        pfds[0] = (struct pollfd){.fd = over ? -1 : session, .events = POLLIN, .revents = 0};
+        for (size_t i = 0; i < nst; i++)
+            pfds[i + 1] = (struct pollfd){.fd = st[i].rd_eof ? -1 : st[i].sid, .events = POLLIN,
+                                          .revents = 0};
+        int r = xs_poll(pfds, nst + 1, waiting_stdin ? 100 : -1);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            die("poll: %s", xs_strerror(errno));
+        }
+        for (size_t i = 0; i < nst; i++) {
+            struct sstream *s = &st[i];
+            if (!pfds[i + 1].revents)
+                continue;
+            for (int round = 0; round < 16 && !s->rd_eof; round++) {
+                ssize_t n = xs_recv(s->sid, buf, sizeof buf, MSG_DONTWAIT);
+                if (n < 0) {
+                    if (errno == EINTR)
+                        continue;
+                    if (errno == EAGAIN || errno == EWOULDBLOCK)
+                        break;
+                    int err = errno;
+                    if (!keep)
+                        die("recv %s: stream %d: %s", g_url, s->id, url_reason(err));
+                    logv("stream %d (sid %d): %s", s->id, s->sid, url_reason(err));
+                    s->rd_eof = 1;
+                    break;
+                }
+                if (n == 0) {
+                    s->rd_eof = 1;
+                    break;
+                }
+                s->in += (unsigned long long)n;
+                write_stdout(buf, (size_t)n);
+            }
+        }
+        if (pfds[0].revents) {
+            for (;;) {
+                int sid = xs_accept(session, NULL, NULL); /* blocking stream, for stdin */
+                if (sid < 0) {
+                    if (errno == EINTR)
+                        continue;
+                    if (errno == EAGAIN || errno == EWOULDBLOCK)
+                        break;
+                    if (errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == ENOBUFS) {
+                        logv("accept a stream: %s", strerror(errno));
+                        break;
+                    }
+                    session_err = errno;
+                    over = 1;
+                    snprintf(session_why, sizeof session_why, "%s", url_reason(session_err));
+                    logv("closed session sid %d%s%s (%llu stream%s)", session,
+                         session_err == ECONNRESET ? ": " : " after error: ", session_why,
+                         nstreams, nstreams == 1 ? "" : "s");
+                    break;
+                }
+                nstreams++;
+                if (nst == capst) {
+                    capst = capst ? capst * 2 : 16;
+                    struct sstream *grown = realloc(st, capst * sizeof *st);
+                    if (!grown)
+                        die("out of memory");
+                    st = grown;
+                }
+                struct sstream *s = &st[nst++];
+                *s = (struct sstream){.sid = sid, .id = smux_stream_id(sid)};
+                logv("stream %d (sid %d) on session sid %d", s->id, sid, session);
+                if (!gave_stdin) { /* the session's first stream gets stdin */
+                    gave_stdin = 1;
+                    s->stdin_owner = 1;
+                    pthread_mutex_lock(&P.mu);
+                    P.sid = sid;
+                    P.send_broken = 0;
+                    P.sent = 0;
+                    if (P.stdin_eof)
+                        xs_shutdown(sid, SHUT_WR);
+                    pthread_cond_broadcast(&P.cv);
+                    pthread_mutex_unlock(&P.mu);
+                    start_stdin_thread();
+                }
+            }
+        }
+    }
+    free(st);
+    free(pfds);
+    xs_close(session);
+    if (session_err && session_err != ECONNRESET && !keep)
+        die("%s: %s", g_url, session_why);
+}
+
 /* ----- main ----- */
 
 /* WebSocket (and other seqpacket) sockets: each stdin line or read is one message. */
@@ -1146,6 +1624,7 @@ static void usage(FILE *f)
             "usage: %s [-v] URL                 connect; pipe stdin to the socket, the socket to stdout\n"
             "       %s -l [-k] [-v] URL         listen, accept one connection and pipe\n"
             "       %s -l --echo [-v] URL       echo server for many clients at once, until killed\n"
+            "       %s --streams N [--bytes B] smux+tcp://HOST:PORT   smux load test\n"
             "options:\n"
             "  -l, --listen    listen on URL instead of connecting\n"
             "  -k, --keep      with -l: keep accepting, one connection after another\n"
@@ -1167,6 +1646,10 @@ static void usage(FILE *f)
             "                  (comma-separated; others get 403)\n"
             "      --ping MS   WebSocket: send a ping every MS milliseconds\n"
             "      --fragment N  WebSocket: send messages in frames of at most N bytes\n"
+            "      --streams N smux: open N streams at once on one session, each sends\n"
+            "                  --bytes B (default 1M; K, M, G suffixes) and checks the echo\n"
+            "                  from an -l --echo server; prints a summary line with totals\n"
+            "                  and MB/s, exits 1 if any echo differs or falls short\n"
             "  -h, --help      show this help\n"
             "URLs:\n"
             "  tcp://HOST:PORT   TCP; HOST is an IPv4 address, [IPv6] or a name\n"
@@ -1179,12 +1662,17 @@ static void usage(FILE *f)
             "  ws+unix:///PATH   WebSocket over a Unix stream socket\n"
             "  wsraw://HOST:PORT WebSocket frames without the HTTP handshake;\n"
             "                    wsraw+tls:// over TLS, wsraw+unix:///PATH over Unix\n"
+            "  smux+tcp://HOST:PORT  smux session (streams on one connection): a client\n"
+            "                    pipes one stream; smux+tls:// over TLS, smux+unix:///PATH\n"
+            "                    (and smux+tls+unix:///PATH) over Unix. With -l --echo every\n"
+            "                    stream of every session is echoed; with -l alone each\n"
+            "                    stream's bytes go to stdout and stdin to the first stream\n"
             "A WebSocket client sends a close frame at stdin's EOF and ends at the peer's\n"
             "close; a close code other than 1000, 1001 or 1005 (below 3000) is a failure.\n"
             "With -l, port 0 picks a free port; the first line on stderr is always\n"
             "\"listening on URL\" with the real address. Exit status: 0 done, 1 failure\n"
             "(reason on stderr), 2 usage error.\n",
-            prog, prog, prog);
+            prog, prog, prog, prog);
 }
 
 static void __attribute__((noreturn, format(printf, 1, 2))) usage_error(const char *fmt, ...)
@@ -1238,6 +1726,35 @@ int main(int argc, char **argv)
                                 v);
                 *(a[2] == 'p' ? &ws.ping_ms : &ws.fragment) = (int)n;
             }
+            else if (!strcmp(a, "--streams") || !strcmp(a, "--bytes")) {
+                if (i + 1 >= argc)
+                    usage_error("%s needs a value", a);
+                const char *v = argv[++i];
+                char *end;
+                errno = 0;
+                unsigned long long n = strtoull(v, &end, 10);
+                int shift = 0;
+                if (end != v && *end && !end[1]) { /* a K, M or G suffix: KiB, MiB, GiB */
+                    const char *units = "KMG", *u = strchr(units, *end & ~0x20);
+                    if (u && a[2] == 'b') {
+                        shift = 10 * (int)(u - units + 1);
+                        end++;
+                    }
+                }
+                int streams = a[2] == 's';
+                if (errno || end == v || *end || v[0] == '-' || n < (streams ? 1 : 0) ||
+                    n > (streams ? 65535ull : (1ull << 40) >> shift))
+                    usage_error("%s wants %s, not '%s'", a,
+                                streams ? "a number of streams (1 to 65535)"
+                                        : "a size in bytes (0 to 1T; K, M, G suffixes)",
+                                v);
+                if (streams)
+                    smux_streams = (long)n;
+                else {
+                    smux_bytes = n << shift;
+                    smux_bytes_given = 1;
+                }
+            }
             else if (!strcmp(a, "--ca") || !strcmp(a, "--cert") || !strcmp(a, "--key") ||
                      !strcmp(a, "--pin") || !strcmp(a, "--sni")) {
                 if (i + 1 >= argc)
@@ -1277,6 +1794,10 @@ int main(int argc, char **argv)
         usage_error("-k needs -l");
     if (echo && !listen_mode)
         usage_error("--echo needs -l");
+    if (smux_streams && listen_mode)
+        usage_error("--streams is for a client (the server is -l --echo)");
+    if (smux_bytes_given && !smux_streams)
+        usage_error("--bytes needs --streams");
     g_url = url;
 
     signal(SIGPIPE, SIG_IGN); /* a closed stdout is EPIPE, a clean end */
@@ -1287,6 +1808,10 @@ int main(int argc, char **argv)
 
     if (!listen_mode) {
         int sid = open_url(url, 0);
+        if (smux_mode) {
+            logv("connected to %s (session sid %d)", url, sid);
+            smux_client(sid);
+        }
         int type = sock_type(sid);
         logv("connected to %s (sid %d)", url, sid);
         ws_log_open(sid, 0);
@@ -1317,6 +1842,7 @@ int main(int argc, char **argv)
         pipe_dgram(lsid, 1, keep);
         finish(0);
     }
+    /* smux: each session accepted is served as serve_session says */
     for (;;) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
@@ -1340,7 +1866,10 @@ int main(int argc, char **argv)
             xs_close(lsid);
             remove_socket_file();
         }
-        pipe_conn(sid, keep);
+        if (smux_mode)
+            serve_session(sid, keep);
+        else
+            pipe_conn(sid, keep);
         if (!keep)
             finish(0);
     }

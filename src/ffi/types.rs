@@ -194,8 +194,11 @@ pub const XS_WS_RECV_TEXT: c_int = 25;
 /// `xs_close`), with these differences: `xs_shutdown(SHUT_WR)` sends FIN and the
 /// peer's `xs_recv` returns 0 after the data, as on TCP; an xsocket peer may still
 /// send back until it closes, a Go peer answers FIN at once (its streams have no
-/// half-close); closing the session, or losing its connection, makes every
-/// stream's `xs_recv` return what was received and then fail with `ECONNRESET`.
+/// half-close); `xs_close` on a session sends FIN for each of its streams and what
+/// was queued, then ends the connection: its own streams' calls fail with
+/// `ECONNRESET`, the peer's streams read 0 after the data. A connection lost
+/// otherwise makes every stream's `xs_recv` return what was received and then fail
+/// with `ECONNRESET`.
 /// `xs_recvmsg` is not supported on streams (`EOPNOTSUPP`). A send bounded by `SO_SNDTIMEO` returns the bytes handed to the
 /// connection so far (they will arrive) and `EAGAIN` only when there were none.
 pub const XS_PROTO_SMUX: c_int = 0x800;

@@ -114,6 +114,8 @@ struct State {
     last_input: Instant,
     /// When the next PIN is due, once PINs go out.
     next_pin: Option<Instant>,
+    /// Closed here: what was queued before still goes out (see `SmuxLayer::close`).
+    draining: bool,
     /// Writers waiting for their turn at the output, in order (see `send`).
     turns: VecDeque<u64>,
     next_turn: u64,
@@ -174,14 +176,20 @@ impl State {
     fn flush(&mut self, transport: &Socket) -> Option<i16> {
         let before = self.core.output().len();
         let mut pending = None;
-        while !self.core.output().is_empty() && self.failure.is_none() {
+        while !self.core.output().is_empty() && (self.failure.is_none() || self.draining) {
             match lower::write(transport, self.core.output()) {
                 Ok(Io::Done(n)) => self.core.consume_output(n),
                 Ok(Io::Wait(events)) => {
                     pending = Some(events);
                     break;
                 }
-                Err(err) => self.fail(libc::ECONNRESET, format!("smux: connection lost ({err})")),
+                Err(err) => {
+                    // Nothing more can go out: what is queued is dropped.
+                    self.fail(libc::ECONNRESET, format!("smux: connection lost ({err})"));
+                    self.draining = false;
+                    let queued = self.core.output().len();
+                    self.core.consume_output(queued);
+                }
             }
         }
         if before >= OUTPUT_HIGH && self.core.output().len() < OUTPUT_HIGH {
@@ -248,6 +256,7 @@ impl SmuxSession {
             next_pin: (!options.pin_interval.is_zero()).then(Instant::now),
             turns: VecDeque::new(),
             next_turn: 0,
+            draining: false,
         };
         Self { state: Mutex::new(state), options }
     }
@@ -344,6 +353,19 @@ impl SmuxSession {
         }
         outcome
     }
+}
+
+/// Ends a closed session's connection: close_notify on TLS, then both directions.
+fn end_connection(socket: &Socket) {
+    lower::shutdown_write(socket);
+    // SAFETY: shutdown on the session's own descriptor.
+    unsafe { libc::shutdown(socket.raw_fd(), libc::SHUT_RDWR) };
+}
+
+/// Whether TLS under the session still handshakes: then only the thread connecting
+/// or accepting may drive it (the event thread would take its bytes away).
+fn tls_handshaking(socket: &Socket) -> bool {
+    socket.tls().is_some_and(|tls| !tls.handshake_done())
 }
 
 impl Default for SmuxLayer {
@@ -576,23 +598,43 @@ impl SmuxLayer {
         Ok(())
     }
 
-    /// `xs_close`: a stream lets go (FIN); a session ends every stream on it and the
-    /// connection.
-    pub(crate) fn close(&self, socket: &Socket) {
-        let Some(session) = self.session.get() else { return };
+    /// `xs_close`: a stream lets go (FIN). A session ends every stream on it: FIN
+    /// for each, then what was queued goes out (as a kernel socket's close sends what
+    /// `send` took) and the connection ends. Returns whether output still waits for
+    /// the event thread to write (see `push_output`).
+    pub(crate) fn close(&self, socket: &Socket) -> bool {
+        let Some(session) = self.session.get() else { return false };
         let mut state = session.lock();
         match &self.stream {
             Some((key, transport)) => {
                 state.core.release(*key);
                 state.flush(transport);
                 state.wake(*key);
+                false
             }
             None => {
+                state.core.finish_all();
                 state.fail(libc::ECONNRESET, "smux: the session was closed".into());
-                // SAFETY: shutdown on the session's own descriptor.
-                unsafe { libc::shutdown(socket.raw_fd(), libc::SHUT_RDWR) };
+                state.draining = true;
+                let lingering = state.flush(socket).is_some();
+                if !lingering {
+                    end_connection(socket);
+                }
+                lingering
             }
         }
+    }
+
+    /// From the event thread, for a closed session: writes what is still queued;
+    /// ends the connection once all is out. Returns whether output still waits.
+    pub(crate) fn push_output(&self, socket: &Socket) -> bool {
+        let Some(session) = self.session.get() else { return false };
+        let mut state = session.lock();
+        if state.flush(socket).is_some() {
+            return true;
+        }
+        end_connection(socket);
+        false
     }
 
     /// What `xs_poll` should do for a session (streams to accept) or stream socket.
@@ -637,6 +679,9 @@ impl SmuxLayer {
     /// writable: moves the session on unless a thread watches it already.
     pub(crate) fn on_ready(&self, socket: &Socket) {
         let Some(session) = self.session.get().filter(|_| self.stream.is_none()) else { return };
+        if tls_handshaking(socket) {
+            return;
+        }
         let mut state = session.lock();
         while !state.leader && state.failure.is_none() {
             if state.pump(socket) || state.core.output().len() >= OUTPUT_HIGH {
@@ -658,6 +703,9 @@ impl SmuxLayer {
     pub(crate) fn tick(&self, socket: &Socket, now: Instant) -> Option<Instant> {
         let session = self.session.get()?;
         let options = session.options;
+        if tls_handshaking(socket) {
+            return Some(now + Duration::from_millis(50));
+        }
         let mut state = session.lock();
         if state.failure.is_some() {
             return None;

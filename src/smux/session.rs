@@ -452,6 +452,14 @@ impl Session {
         self.detach(key);
     }
 
+    /// Ends our sending side of every stream (the session is closing).
+    pub(crate) fn finish_all(&mut self) {
+        let keys: Vec<StreamKey> = self.streams.keys().copied().collect();
+        for key in keys {
+            self.finish(key);
+        }
+    }
+
     /// The application lets go of the stream: FIN if not sent, unread bytes dropped;
     /// the id is freed once the peer's FIN is in.
     pub(crate) fn release(&mut self, key: StreamKey) {

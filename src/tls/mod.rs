@@ -522,6 +522,11 @@ impl TlsLayer {
         io(session, fd)
     }
 
+    /// Whether the handshake is over (or never started).
+    pub(crate) fn handshake_done(&self) -> bool {
+        self.session.lock().as_ref().is_none_or(|s| s.handshake.is_some() || s.failed.is_some())
+    }
+
     /// Whether encrypted records wait for the kernel.
     pub(crate) fn holds_output(&self) -> bool {
         self.session.lock().as_ref().is_some_and(|s| s.conn.wants_write())

@@ -1406,3 +1406,391 @@ def test_python_clients_one_after_another_with_listen_keep(procs):
     assert events.count("1 message, 8 bytes in; 0 messages, 0 bytes out; peer closed with "
                         "code 1000") == 3, events
     assert srv.poll() is None
+
+
+# ----- smux (smux+tcp://, smux+tls://, smux+unix://) -----
+#
+# A client pipes one stream of a session (stdin -> stream, stream -> stdout, FIN at
+# stdin's EOF), or with --streams N runs N streams at once, each sending --bytes B and
+# checking the echo. `-l --echo` echoes every stream of every session; `-l` alone writes
+# each stream's bytes to stdout and sends stdin on the session's first stream. The
+# Python peers below speak the wire format themselves (smux-wire.md: a 7-byte header,
+# cmd u8, stream id u16 LE, length u32 LE; SYN 0, FIN 1, PSH 2, CFM 3, VRM 4).
+
+SYN, FIN, PSH, CFM, VRM = 0, 1, 2, 3, 4
+SMUX_SUMMARY = re.compile(
+    r"smux: (\d+) streams? x (\d+) bytes on one session: (\d+) bytes sent, (\d+) echoed and "
+    r"checked in ([\d.]+) s \(([\d.]+) MB/s each way\), (\d+) failed\n")
+
+
+def smux_port(url, scheme="smux+tcp"):
+    m = re.fullmatch(rf"{re.escape(scheme)}://127\.0\.0\.1:(\d+)", url)
+    assert m, url
+    port = int(m.group(1))
+    assert 0 < port < 65536
+    return port
+
+
+def smux_frame(cmd, sid, payload=b"", length=None):
+    n = len(payload) if length is None else length
+    return bytes([cmd]) + sid.to_bytes(2, "little") + n.to_bytes(4, "little") + payload
+
+
+def smux_read_frame(s):
+    """(cmd, id, length, payload) of the next frame, or None at the end of the connection."""
+    h = read_exactly(s, 7)
+    if len(h) < 7:
+        assert not h, f"a frame header cut short: {h!r}"
+        return None
+    cmd, sid, n = h[0], int.from_bytes(h[1:3], "little"), int.from_bytes(h[3:7], "little")
+    payload = read_exactly(s, n) if cmd == PSH else b""
+    assert len(payload) == (n if cmd == PSH else 0)
+    return cmd, sid, n, payload
+
+
+def log_until(p, text, times=1):
+    """The -v log lines of p up to the `times`-th that contains `text` (each line waited
+    for at most TIMEOUT): the server logs a session's end after its client has exited."""
+    lines = []
+    while sum(text in line for line in lines) < times:
+        lines.append(read_line(p.stderr))
+    return "".join(lines)
+
+
+def run_load(url, *args, timeout=60):
+    r = run_xscat([*args, url], timeout=timeout)
+    return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+
+def test_smux_help_lists_schemes_and_options():
+    r = subprocess.run([XSCAT, "--help"], capture_output=True, timeout=TIMEOUT)
+    assert r.returncode == 0
+    text = r.stdout.decode()
+    for word in ["smux+tcp://", "smux+tls://", "smux+unix://", "--streams", "--bytes"]:
+        assert word in text, word
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--streams", "0", "smux+tcp://127.0.0.1:1"], ["--streams", "65536", "smux+tcp://h:1"],
+     ["--streams", "many", "smux+tcp://h:1"], ["--streams"],
+     ["--bytes", "-1", "--streams", "2", "smux+tcp://h:1"],
+     ["--bytes", "2X", "--streams", "2", "smux+tcp://h:1"],
+     ["--bytes", "10", "smux+tcp://127.0.0.1:1"],
+     ["-l", "--streams", "2", "smux+tcp://127.0.0.1:0"]],
+)
+def test_smux_option_usage_errors_exit_2(args):
+    r = subprocess.run([XSCAT, *args], capture_output=True, timeout=TIMEOUT,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.decode().startswith("xscat: ") and "usage" in r.stderr.decode()
+
+
+def test_smux_bad_urls():
+    check_failure(["smux+tcp://127.0.0.1"], "HOST:PORT")
+    check_failure(["smux+tcp://127.0.0.1:70000"], "port")
+    check_failure(["smux+udp://127.0.0.1:1"], "scheme 'smux+udp'", "not supported")
+    check_failure(["-l", "smux+unix://relative"], "listen smux+unix://relative")
+    port = free_port()
+    err = check_failure([f"smux+tcp://127.0.0.1:{port}"])
+    assert err == f"xscat: connect smux+tcp://127.0.0.1:{port}: Connection refused\n"
+    check_failure(["--streams", "4", "tcp://127.0.0.1:1"], "--streams needs an smux URL")
+    check_failure(["--ca", "/dev/null", "smux+tcp://127.0.0.1:1"], "--ca needs a tls://")
+    check_failure(["--binary", "smux+tcp://127.0.0.1:1"], "--binary needs a WebSocket URL")
+
+
+def test_smux_round_trip_through_echo(procs):
+    """`xscat smux+tcp://...` pipes one stream through `xscat -l --echo smux+tcp://...`."""
+    srv = procs("-l", "--echo", "-v", "smux+tcp://127.0.0.1:0")
+    port = smux_port(listening(srv))
+    data = b"hello smux\n" + os.urandom(300_000)  # more than half a window: CFMs flow
+    r = run_xscat(["-v", f"smux+tcp://127.0.0.1:{port}"], data)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == data
+    err = r.stderr.decode()
+    assert f"connected to smux+tcp://127.0.0.1:{port} (session sid" in err, err
+    assert re.search(r"stream 1 \(sid \d+\) on session sid \d+", err), err
+    # and a second session on the same server, at once
+    r = run_xscat([f"smux+tcp://127.0.0.1:{port}"], b"again\n")
+    assert (r.returncode, r.stdout, r.stderr) == (0, b"again\n", b"")
+    assert srv.poll() is None
+    log = log_until(srv, "closed session sid ", 2)
+    srv.terminate()
+    log += wait_exit(srv)[2]
+    assert log.count("accepted 127.0.0.1:") == 2, log
+    assert re.search(rf"closed stream 1 \(sid \d+\) \({len(data)} bytes in, {len(data)} out\)",
+                     log), log
+    assert log.count("closed session sid ") == 2, log
+    assert "smux: the peer closed the connection (1 stream)" in log, log
+
+
+def test_smux_listen_prints_stream_and_sends_stdin_back(procs):
+    """`xscat -l smux+tcp://` writes the stream to stdout and answers with its stdin;
+    both ends half-close at their stdin's EOF and exit once both ways are done."""
+    srv = procs("-l", "smux+tcp://127.0.0.1:0", stdin=subprocess.PIPE)
+    port = smux_port(listening(srv))
+    cli = subprocess.Popen([XSCAT, f"smux+tcp://127.0.0.1:{port}"], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        cli.stdin.write(b"from the client\n")
+        cli.stdin.flush()
+        assert read_line(srv.stdout) == "from the client\n"
+        srv.stdin.write(b"from the server\n")
+        srv.stdin.flush()
+        assert read_line(cli.stdout) == "from the server\n"
+        big = os.urandom(700_000)  # beyond one window: the server must read and confirm
+
+        def feed():  # in a thread: a pipe write blocks until xscat reads it
+            try:
+                cli.stdin.write(big)
+                cli.stdin.close()  # FIN from the client; the server still sends
+            except OSError:
+                pass
+
+        writer = threading.Thread(target=feed, daemon=True)
+        writer.start()
+        assert read_n(srv.stdout, len(big)) == big
+        writer.join(TIMEOUT)
+        assert not writer.is_alive()
+        srv.stdin.write(b"after your FIN\n")
+        srv.stdin.close()
+        rc, out, err = wait_exit(cli)
+        assert (rc, out, err) == (0, b"after your FIN\n", ""), (rc, out, err)
+        rc, out, err = wait_exit(srv)
+        assert (rc, out) == (0, b""), err
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait(TIMEOUT)
+
+
+def test_smux_listen_keep_serves_sessions_one_after_another(procs):
+    """With -k each session is served in turn; as for TCP, a stream ends at the peer's
+    FIN even while stdin stays open."""
+    srv = procs("-l", "-k", "smux+tcp://127.0.0.1:0", stdin=subprocess.PIPE)
+    port = smux_port(listening(srv))
+    for i in range(3):
+        r = run_xscat([f"smux+tcp://127.0.0.1:{port}"], b"session %d\n" % i)
+        assert (r.returncode, r.stdout) == (0, b""), r.stderr
+        assert read_line(srv.stdout) == f"session {i}\n"
+    assert srv.poll() is None
+
+
+def test_smux_streams_50_against_echo(procs):
+    """The load test: 50 streams x 1 MiB (the default) on one session, every byte checked."""
+    srv = procs("-l", "--echo", "-v", "smux+tcp://127.0.0.1:0")
+    port = smux_port(listening(srv))
+    rc, out, err = run_load(f"smux+tcp://127.0.0.1:{port}", "--streams", "50")
+    assert rc == 0, err
+    assert err == ""
+    m = SMUX_SUMMARY.fullmatch(out)
+    assert m, out
+    n, each, sent, echoed, secs, mbs, failed = m.groups()
+    assert (int(n), int(each), int(failed)) == (50, 1 << 20, 0), out
+    assert int(sent) == int(echoed) == 50 << 20, out
+    assert float(secs) > 0 and float(mbs) > 0, out
+    log = log_until(srv, "closed session sid ")
+    srv.terminate()
+    log += wait_exit(srv)[2]
+    assert log.count(f"({1 << 20} bytes in, {1 << 20} out)") == 50, log
+    assert "(50 streams)" in log, log
+    assert len(set(re.findall(r"stream (\d+) \(sid \d+\) on session", log))) == 50, log
+
+
+def test_smux_streams_sizes_and_one_stream(procs):
+    srv = procs("-l", "--echo", "smux+tcp://127.0.0.1:0")
+    url = f"smux+tcp://127.0.0.1:{smux_port(listening(srv))}"
+    rc, out, err = run_load(url, "--streams", "3", "--bytes", "100K")
+    assert rc == 0, err
+    m = SMUX_SUMMARY.fullmatch(out)
+    assert m and m.group(1, 2, 3, 4, 7) == ("3", "102400", "307200", "307200", "0"), out
+    rc, out, err = run_load(url, "--streams", "1", "--bytes", "3M")
+    assert rc == 0, err
+    assert out.startswith("smux: 1 stream x 3145728 bytes on one session: 3145728 bytes sent, "
+                          "3145728 echoed"), out
+    rc, out, err = run_load(url, "--streams", "2", "--bytes", "0")
+    assert rc == 0, err
+    assert ", 0 failed\n" in out
+
+
+class SmuxPeer:
+    """A Python smux peer over TCP, from the wire notes: `serve` answers each frame of
+    one connection with what `on_frame(cmd, id, payload)` returns (bytes to send)."""
+
+    def __init__(self, on_frame):
+        self.on_frame = on_frame
+        self.lst = socket.create_server(("127.0.0.1", 0))
+        self.lst.settimeout(TIMEOUT)
+        self.port = self.lst.getsockname()[1]
+        self.error = None
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        try:
+            conn, _ = self.lst.accept()
+            conn.settimeout(TIMEOUT)
+            with conn:
+                while (frame := smux_read_frame(conn)) is not None:
+                    cmd, sid, _, payload = frame
+                    out = self.on_frame(cmd, sid, payload)
+                    if out is None:
+                        return
+                    conn.sendall(out)
+        except (OSError, AssertionError) as e:  # ends the session: the test sees it
+            self.error = e
+
+    def close(self):
+        self.lst.close()
+        self.thread.join(TIMEOUT)
+
+
+def echo_frames(corrupt_stream=None, cut_stream=None):
+    """An echo peer's answers: PSH back (one byte flipped on `corrupt_stream`, once),
+    FIN back; `cut_stream` gets a FIN after its first PSH instead of the echo."""
+    state = {"corrupted": False, "cut": set()}
+
+    def on_frame(cmd, sid, payload):
+        if cmd == PSH:
+            if sid == cut_stream and sid not in state["cut"]:
+                state["cut"].add(sid)
+                return smux_frame(FIN, sid)
+            if sid in state["cut"]:
+                return b""
+            if sid == corrupt_stream and not state["corrupted"] and len(payload) > 10:
+                state["corrupted"] = True
+                payload = payload[:10] + bytes([payload[10] ^ 1]) + payload[11:]
+            return smux_frame(PSH, sid, payload)
+        if cmd == FIN:
+            return b"" if sid in state["cut"] else smux_frame(FIN, sid)
+        return b""  # SYN, CFM: nothing to answer (windows are not exceeded here)
+
+    return on_frame
+
+
+@pytest.mark.parametrize("fault", ["none", "corrupt", "cut"])
+def test_smux_streams_check_the_echo(fault):
+    """--streams fails (exit 1, one line) when an echo differs or ends early; against
+    an honest Python echo peer it passes. 4 streams x 200 KiB: within the windows."""
+    peer = SmuxPeer(echo_frames(corrupt_stream=3 if fault == "corrupt" else None,
+                                cut_stream=2 if fault == "cut" else None))
+    try:
+        rc, out, err = run_load(f"smux+tcp://127.0.0.1:{peer.port}", "--streams", "4",
+                                "--bytes", "200K")
+    finally:
+        peer.close()
+    m = SMUX_SUMMARY.fullmatch(out)
+    assert m, (out, err)
+    if fault == "none":
+        assert (rc, err, m.group(7)) == (0, "", "0"), (out, err)
+        return
+    assert rc == 1, (out, err)
+    assert m.group(7) == "1", out
+    assert err.count("\n") == 1 and err.startswith("xscat: 1 of 4 streams failed; first: "), err
+    if fault == "corrupt":
+        assert "stream 3: the echo differs at byte 10" in err, err
+    else:
+        assert "stream 2: the echo ended after 0 of 204800 bytes" in err, err
+
+
+def test_smux_echo_speaks_the_wire_format(procs):
+    """A Python peer opens streams on `xscat -l --echo` by hand (ids 0, 7 and 65535: any
+    id from the peer is taken): each echo comes back on its own stream id, then the FIN;
+    a VRM probe gets verifyCode's answer."""
+    srv = procs("-l", "--echo", "smux+tcp://127.0.0.1:0")
+    port = smux_port(listening(srv))
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
+        s.sendall(smux_frame(VRM, 0x1234, length=0x11223344))
+        assert smux_read_frame(s) == (VRM, 0x3420, 0x11442233, b"")
+        s.sendall(smux_frame(SYN, 7) + smux_frame(SYN, 65535) + smux_frame(SYN, 0)
+                  + smux_frame(PSH, 7, b"seven") + smux_frame(PSH, 65535, b"last id")
+                  + smux_frame(PSH, 0, b"zero") + smux_frame(FIN, 7) + smux_frame(FIN, 0))
+        got = {}
+        fins = set()
+        while len(fins) < 2 or got.get(65535) != b"last id":
+            cmd, sid, _, payload = smux_read_frame(s)
+            if cmd == PSH:
+                got[sid] = got.get(sid, b"") + payload
+            elif cmd == FIN:
+                fins.add(sid)
+        assert got == {7: b"seven", 65535: b"last id", 0: b"zero"}
+        assert fins == {7, 0}  # stream 65535 is still open: no FIN for it
+        s.sendall(smux_frame(FIN, 65535))
+        assert smux_read_frame(s) == (FIN, 65535, 0, b"")
+
+
+def test_smux_bad_peer_ends_the_session_not_the_server(procs):
+    """Garbage on one session (an unknown command) closes that session with the reason;
+    the echo server goes on serving others. A client facing such a peer fails in a line."""
+    srv = procs("-l", "--echo", "-v", "smux+tcp://127.0.0.1:0")
+    port = smux_port(listening(srv))
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as s:
+        s.sendall(bytes([0xEE, 0, 0, 0, 0, 0, 0]))
+        assert read_to_eof(s) == b""  # the server closed the connection
+    r = run_xscat([f"smux+tcp://127.0.0.1:{port}"], b"still served\n")
+    assert (r.returncode, r.stdout) == (0, b"still served\n"), r.stderr
+    log = log_until(srv, "closed session sid ", 2)
+    srv.terminate()
+    log += wait_exit(srv)[2]
+    assert "after error: smux: unknown command from the peer; session closed" in log, log
+
+    peer = SmuxPeer(lambda cmd, sid, payload: bytes([0xEE]) + bytes(6))
+    try:
+        r = run_xscat([f"smux+tcp://127.0.0.1:{peer.port}"], b"hi\n")
+    finally:
+        peer.close()
+    err = r.stderr.decode()
+    assert r.returncode == 1 and err.count("\n") == 1, err
+    assert err.startswith(f"xscat: recv smux+tcp://127.0.0.1:{peer.port}: smux: unknown "
+                          "command"), err
+
+
+def test_smux_tls(procs, cert):
+    pem, key = cert
+    srv = procs("-l", "--echo", "--cert", pem, "--key", key, "smux+tls://127.0.0.1:0")
+    port = smux_port(listening(srv), "smux+tls")
+    data = os.urandom(200_000)
+    r = run_xscat(["--ca", pem, f"smux+tls://localhost:{port}"], data)
+    assert (r.returncode, r.stdout == data) == (0, True), r.stderr
+    rc, out, err = run_load(f"smux+tls://127.0.0.1:{port}", "--insecure", "--streams", "10",
+                            "--bytes", "256K")
+    assert rc == 0, err
+    m = SMUX_SUMMARY.fullmatch(out)
+    assert m and m.group(1, 3, 4, 7) == ("10", "2621440", "2621440", "0"), out
+    # without the CA the client refuses the certificate, and says why in one line
+    check_failure([f"smux+tls://localhost:{port}"], "not signed by a trusted CA")
+    # a plain smux client gets no smux from a TLS server: it fails, not hangs
+    r = run_xscat([f"smux+tcp://127.0.0.1:{port}"], b"plain\n")
+    assert r.returncode == 1 and r.stdout == b"", r.stderr
+    assert srv.poll() is None
+
+
+def test_smux_tls_connects_one_after_another(procs, cert):
+    """20 smux+tls clients in a row, each a new process: every TLS handshake completes
+    (a blocking connect must not wait for handshake bytes the session already took)."""
+    pem, key = cert
+    srv = procs("-l", "--echo", "--cert", pem, "--key", key, "smux+tls://127.0.0.1:0")
+    port = smux_port(listening(srv), "smux+tls")
+    for i in range(20):
+        r = run_xscat(["--ca", pem, f"smux+tls://localhost:{port}"], b"client %d\n" % i,
+                      timeout=10)
+        assert (r.returncode, r.stdout) == (0, b"client %d\n" % i), (i, r.stderr)
+
+
+def test_smux_unix_and_abstract_name(procs, tmp_path):
+    path = str(tmp_path / "smux.sock")
+    srv = procs("-l", "--echo", f"smux+unix://{path}")
+    assert listening(srv) == f"smux+unix://{path}"
+    r = run_xscat([f"smux+unix://{path}"], b"over unix\n")
+    assert (r.returncode, r.stdout) == (0, b"over unix\n"), r.stderr
+    rc, out, err = run_load(f"smux+unix://{path}", "--streams", "8", "--bytes", "512K")
+    assert rc == 0, err
+    assert SMUX_SUMMARY.fullmatch(out) and out.endswith(", 0 failed\n"), out
+    srv.terminate()
+    wait_exit(srv)
+    assert not os.path.exists(path)
+    name = f"xscat-smux-{uuid.uuid4().hex}"
+    srv2 = procs("-l", "--echo", f"smux+unix://@{name}")
+    assert listening(srv2) == f"smux+unix://@{name}"
+    r = run_xscat([f"smux+unix://@{name}"], b"\x00abstract")
+    assert (r.returncode, r.stdout) == (0, b"\x00abstract"), r.stderr
