@@ -24,7 +24,7 @@ VALGRIND   := valgrind -q --error-exitcode=99 --leak-check=full --suppressions=c
               --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
 
 .PHONY: all lib test rust-test lint header-check symbols-check c-test asan-test \
-        valgrind-test header-compile install install-test xscat-test py-test py-install-test ws-test demo bench fuzz measure-idle clean
+        valgrind-test header-compile install install-test xscat-test py-test py-install-test ws-test smux-test demo bench fuzz measure-idle clean
 
 all: lib $(BUILD)/xscat
 
@@ -38,7 +38,7 @@ $(LIBSO) $(LIBA) include/xsocket.h: lib
 # ----- tests -----
 
 test: lib header-check symbols-check lint rust-test c-test asan-test valgrind-test \
-      header-compile install-test xscat-test py-test py-install-test ws-test
+      header-compile install-test xscat-test py-test py-install-test ws-test smux-test
 	@echo "make test: all suites passed"
 
 rust-test:
@@ -102,6 +102,15 @@ $(BUILD)/ws_echo_server: tests/ws/ws_echo_server.c include/xsocket.h $(LIBSO)
 
 ws-test: $(BUILD)/ws_echo_server
 	python3 -m pytest -q tests/ws
+
+# smux interop: an independent Python peer (written from shared/smux-wire.md) against
+# an xsocket echo server, and the library against the peer.
+$(BUILD)/smux_echo_server: tests/smux/smux_echo_server.c include/xsocket.h $(LIBSO)
+	@mkdir -p $(BUILD)
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(CWARN) $(CFLAGS) -Iinclude -o $@ $< -L$(RELEASE) -lxsocket -lpthread
+
+smux-test: $(BUILD)/smux_echo_server
+	python3 -m pytest -q tests/smux
 
 # ----- install -----
 

@@ -28,11 +28,26 @@ use crate::{
 /// kernel's queue.
 const MAX_PENDING: usize = 256;
 
-/// A connection whose handshake is under way.
+/// A connection whose handshake is under way. It counts as a call inside the
+/// socket while here (`Socket::has_callers`), so the event thread leaves its
+/// handshake to the accepting thread.
 #[derive(Debug)]
 struct InProgress {
     socket: Arc<Socket>,
     deadline: Instant,
+}
+
+impl InProgress {
+    fn new(socket: Arc<Socket>, deadline: Instant) -> Self {
+        socket.hold();
+        Self { socket, deadline }
+    }
+
+    /// The socket, no longer held.
+    fn release(self) -> Arc<Socket> {
+        self.socket.unhold();
+        self.socket
+    }
 }
 
 /// The handshakes in progress on one listening socket.
@@ -51,7 +66,7 @@ impl Handshakes {
     /// Closes every connection still in its handshake (the listener is closing).
     pub(crate) fn abandon(&self) {
         for entry in self.0.lock().drain(..) {
-            drop_connection(&entry.socket);
+            drop_connection(&entry.release());
         }
     }
 
@@ -102,8 +117,7 @@ impl Handshakes {
             match accept_now(listener) {
                 Ok(Some(fd)) => {
                     let socket = make(fd)?;
-                    pending
-                        .push(InProgress { socket, deadline: Instant::now() + handshake_timeout });
+                    pending.push(InProgress::new(socket, Instant::now() + handshake_timeout));
                 }
                 Ok(None) => break,
                 // Out of descriptors and the like: report it unless others are in progress.
@@ -123,14 +137,14 @@ impl Handshakes {
                 other => other,
             };
             match outcome {
-                Ok(None) => return Ok(Pass::Ready(pending.swap_remove(index).socket)),
+                Ok(None) => return Ok(Pass::Ready(pending.swap_remove(index).release())),
                 Ok(Some(events)) => {
                     fds.push(libc::pollfd { fd: entry.socket.raw_fd(), events, revents: 0 });
                     earliest = Some(earliest.map_or(entry.deadline, |e| e.min(entry.deadline)));
                     index += 1;
                 }
                 Err(err) => {
-                    let socket = pending.swap_remove(index).socket;
+                    let socket = pending.swap_remove(index).release();
                     let peer = addr::of_socket(socket.raw_fd(), true);
                     drop_connection(&socket);
                     return Err(Error::errno(

@@ -311,6 +311,22 @@ impl Socket {
         self.closed.load(SeqCst)
     }
 
+    /// Counts a handshake driven from elsewhere (a listener's `xs_accept`, see
+    /// `handshakes.rs`) as a call inside the socket, until [`Socket::unhold`].
+    pub(crate) fn hold(&self) {
+        self.waiters.fetch_add(1, SeqCst);
+    }
+
+    /// Ends a [`Socket::hold`].
+    pub(crate) fn unhold(&self) {
+        self.waiters.fetch_sub(1, SeqCst);
+    }
+
+    /// Whether a thread is inside a call on this socket.
+    pub(crate) fn has_callers(&self) -> bool {
+        self.waiters.load(SeqCst) > 0
+    }
+
     /// Enters a call that may block, so that [`Socket::close`] wakes it; fails if the
     /// socket is already closed.
     pub(crate) fn enter(&self) -> Result<InCall<'_>> {
@@ -445,6 +461,9 @@ impl Socket {
             unsafe { self.connect_once(addr, len) }
         };
         let in_progress = matches!(&outcome, Err(e) if e.os_errno() == Some(libc::EINPROGRESS));
+        // Inside the call until the handshakes are done: the event thread leaves them
+        // to this thread.
+        let _in_call = self.enter()?;
         if outcome.is_ok() || in_progress {
             // Every layer starts now; a non-blocking socket's handshakes move on later.
             self.start_client_layers()?;

@@ -43,6 +43,24 @@ socket``::
           print(ws.recv_message())       # "hi" (str for text, bytes for binary)
           ws.ws_close(1000, "bye")
 
+- smux (stream multiplexing, wire-compatible with the Go library yddeng/smux):
+  ``XS_PROTO_SMUX``, ``XS_SOL_SMUX``, ``XS_SMUX_*``; ``SmuxConfig``,
+  ``smux_socket(family, config, *, tls=None)``, ``dial("smux+tcp://HOST:PORT")``,
+  ``smux+tls://``, ``smux+unix:///PATH`` and ``listen(...)`` of the same. A connected
+  smux socket is a *session*: ``open_stream()`` opens a stream (a socket that
+  behaves as a TCP one: ``send``/``recv``, timeouts, ``poll``, ``shutdown(SHUT_WR)``
+  sends FIN), ``accept()`` returns the streams the peer opened, ``probe_smux(timeout)``
+  asks whether the peer speaks smux, and ``smux_streams()``, ``smux_peer_pins()``,
+  ``smux_stream_id()`` read the state back. ``accept()`` on a listening smux socket
+  returns sessions. A client::
+
+      with socket.dial("smux+tcp://127.0.0.1:9000", timeout=5) as session:
+          with session.open_stream() as stream:
+              stream.settimeout(5)
+              stream.sendall(b"hello")
+              stream.shutdown(socket.SHUT_WR)     # FIN: the peer reads the end
+              print(stream.recv(1024))
+
 A sid is not a kernel descriptor: ``select``/``selectors`` cannot wait on
 ``fileno()``. Wait with ``poll``, or on the kernel eventfd from ``notify_fd()``.
 The library is found at ``$XSOCKET_LIB``, next to this package, or in the
@@ -58,11 +76,13 @@ from errno import EINTR as _EINTR
 from ._lib import XS_SO_CONNECT_TIMEOUT, XS_SO_NOTIFY_FD, XS_SOL_XSOCKET, failure as _failure
 from ._lib import last_error, lib as _cdll, pollfd as _pollfd
 from ._lib import TLS_CONSTANTS as _TLS_CONSTANTS, WS_CONSTANTS as _WS_CONSTANTS
+from ._lib import SMUX_CONSTANTS as _SMUX_CONSTANTS
 from ._lib import XS_SOL_TLS as _XS_SOL_TLS, XS_TLS_SERVER_NAME as _XS_TLS_SERVER_NAME
 from ._socket import SocketType, getdefaulttimeout, setdefaulttimeout, socket, timeout
 from ._socket import _check_timeout, _deadline, _poll_ms
 from ._tls import TLSConfig, tls_socket
 from ._ws import WSConfig, ws_socket
+from ._smux import SmuxConfig, smux_socket
 
 __version__ = "0.1.0"
 
@@ -76,6 +96,7 @@ _CONSTANTS = {name: value for name, value in vars(_std).items() if name.isupper(
 globals().update(_CONSTANTS)
 globals().update(_TLS_CONSTANTS)
 globals().update(_WS_CONSTANTS)
+globals().update(_SMUX_CONSTANTS)
 AddressFamily, SocketKind, MsgFlag, AddressInfo = _std.AddressFamily, _std.SocketKind, _std.MsgFlag, _std.AddressInfo
 
 # xs_poll's events.
@@ -194,9 +215,9 @@ def _url(url):
     return data
 
 
-def _url_socket(data, tls, ws):
+def _url_socket(data, tls, ws, smux=None):
     """A socket of the kind URL ``data`` needs (``xs_socket_url``), blocking, with the
-    ``tls`` and ``ws`` configurations applied."""
+    ``tls``, ``ws`` and ``smux`` configurations applied."""
     sid = _cdll.xs_socket_url(data)
     if sid < 0:
         raise _failure()
@@ -208,33 +229,36 @@ def _url_socket(data, tls, ws):
             config.apply(sock)
         if ws is not None:
             ws.apply(sock)
+        if smux is not None:
+            smux.apply(sock)
         return sock
     except BaseException:
         sock.close()
         raise
 
 
-def dial(url, timeout=None, *, tls=None, ws=None):
+def dial(url, timeout=None, *, tls=None, ws=None, smux=None):
     """Return a socket connected to ``url`` (``xs_dial``, blocking): ``tcp://HOST:PORT``,
     ``udp://HOST:PORT`` (connected UDP), ``unix:///PATH`` or ``unix://@NAME`` (abstract),
     ``tls://HOST:PORT``, and WebSocket ``ws://HOST:PORT/PATH``, ``wss://HOST:PORT/PATH``,
     ``wsraw://HOST:PORT``, ``ws+unix:///PATH`` (``SOCK_SEQPACKET``: one message per
-    ``recv``). IPv6 hosts are bracketed (``tcp://[::1]:80``); every address of a name
+    ``recv``), and smux sessions ``smux+tcp://HOST:PORT``, ``smux+tls://HOST:PORT``,
+    ``smux+unix:///PATH`` (``open_stream``/``accept`` give streams). IPv6 hosts are bracketed (``tcp://[::1]:80``); every address of a name
     is tried.
 
     ``timeout`` (seconds) bounds the connection with its TLS and WebSocket handshakes
     (``XS_SO_CONNECT_TIMEOUT``; ``TimeoutError`` when it runs out) and is then the
     socket's timeout. ``tls`` (a ``TLSConfig``; TLS URLs otherwise trust the system's
-    CAs and check the URL's host) and ``ws`` (a ``WSConfig``) are set before
-    connecting (``xs_socket_url`` + ``xs_connect_url``)."""
+    CAs and check the URL's host), ``ws`` (a ``WSConfig``) and ``smux`` (an
+    ``SmuxConfig``) are set before connecting (``xs_socket_url`` + ``xs_connect_url``)."""
     data = _url(url)
-    if timeout is None and tls is None and ws is None:
+    if timeout is None and tls is None and ws is None and smux is None:
         sid = _cdll.xs_dial(data)
         if sid < 0:
             raise _failure()
         return socket(fileno=sid)
     timeout = _check_timeout(timeout)
-    sock = _url_socket(data, tls, ws)
+    sock = _url_socket(data, tls, ws, smux)
     try:
         if timeout is not None:
             sock.setsockopt(XS_SOL_XSOCKET, XS_SO_CONNECT_TIMEOUT, max(_math.ceil(timeout * 1000), 1))
@@ -247,19 +271,20 @@ def dial(url, timeout=None, *, tls=None, ws=None):
         raise
 
 
-def listen(url, backlog=128, *, tls=None, ws=None):
+def listen(url, backlog=128, *, tls=None, ws=None, smux=None):
     """Return a socket bound to ``url`` (``xs_listen_url``): listening for ``tcp://``,
-    ``unix://``, ``tls://`` and the WebSocket schemes, bound for ``udp://``. Port 0 picks
-    a free port (see ``getsockname``). ``tls`` (a ``TLSConfig`` with the server's
-    certificate, needed for ``tls://`` and ``wss://``) and ``ws`` (a ``WSConfig``) are
-    set on the listener, and accepted sockets inherit them."""
+    ``unix://``, ``tls://``, the WebSocket and the smux schemes (``accept`` returns
+    sessions), bound for ``udp://``. Port 0 picks a free port (see ``getsockname``).
+    ``tls`` (a ``TLSConfig`` with the server's certificate, needed for ``tls://``,
+    ``wss://`` and ``smux+tls://``), ``ws`` (a ``WSConfig``) and ``smux`` (an
+    ``SmuxConfig``) are set on the listener, and accepted sockets inherit them."""
     data = _url(url)
-    if tls is None and ws is None:
+    if tls is None and ws is None and smux is None:
         sid = _cdll.xs_listen_url(data, backlog)
         if sid < 0:
             raise _failure()
         return socket(fileno=sid)
-    sock = _url_socket(data, tls, ws)
+    sock = _url_socket(data, tls, ws, smux)
     try:
         if _cdll.xs_bind_url(sock.fileno(), data) < 0:
             raise _failure()
@@ -293,6 +318,7 @@ __all__ = [
     "gaierror", "has_ipv6", "AddressFamily", "SocketKind", "MsgFlag", "AddressInfo",
     "XS_SOL_XSOCKET", "XS_SO_CONNECT_TIMEOUT", "XS_SO_NOTIFY_FD", *_TLS_CONSTANTS,
     "TLSConfig", "tls_socket", *_WS_CONSTANTS, "WSConfig", "ws_socket",
+    *_SMUX_CONSTANTS, "SmuxConfig", "smux_socket",
     "POLLIN", "POLLPRI", "POLLOUT", "POLLERR", "POLLHUP", "POLLNVAL", "POLLRDHUP",
     *_STDLIB_FUNCTIONS, *_CONSTANTS,
 ]

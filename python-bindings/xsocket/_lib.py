@@ -71,6 +71,22 @@ XS_WS_RECV_TEXT = 25            # int, read-only: 1 when the last bytes received
 WS_CONSTANTS = {name: value for name, value in dict(globals()).items()
                 if name.startswith(("XS_WS_", "XS_PROTO_WS", "XS_SOL_WS", "XS_MSG_TEXT"))}
 
+# smux (include/xsocket.h): stream multiplexing wire-compatible with the Go library
+# yddeng/smux. A connected XS_PROTO_SMUX socket is a session; its streams are sids.
+XS_PROTO_SMUX = 0x800           # | XS_PROTO_TLS: smux over TLS
+XS_SOL_SMUX = 0x5856
+XS_SMUX_WINDOW = 1              # int, bytes: each stream's window both ways (default 524288)
+XS_SMUX_MAX_STREAMS = 2         # int: streams open at once on a session (default and most 65535)
+XS_SMUX_ACCEPT_BACKLOG = 3      # int: peer-opened streams waiting for accept (default 1024)
+XS_SMUX_PIN_INTERVAL = 4        # int, ms: send PIN this often from the start (0: only to a v2 peer)
+XS_SMUX_IDLE_TIMEOUT = 5        # int, ms: ETIMEDOUT after this long with nothing from the peer
+XS_SMUX_STREAM_ID = 20          # int, read-only, stream: its wire id (0 once closed both ways)
+XS_SMUX_STREAMS = 21            # int, read-only, session: streams open (or waiting for a FIN)
+XS_SMUX_PEER_PINS = 22          # int, read-only, session: 1 when the peer sends PIN (a v2 peer)
+
+SMUX_CONSTANTS = {name: value for name, value in dict(globals()).items()
+                  if name.startswith(("XS_SMUX_", "XS_PROTO_SMUX", "XS_SOL_SMUX"))}
+
 socklen_t = ctypes.c_uint32
 nfds_t = ctypes.c_ulong
 

@@ -10,13 +10,15 @@ import threading
 import time
 import warnings
 from errno import (EAGAIN, ECONNABORTED, ECONNRESET, EINPROGRESS, EINTR, EINVAL, EISCONN, EMSGSIZE,
-                   EWOULDBLOCK)
+                   ETIMEDOUT, EWOULDBLOCK)
 from fcntl import F_SETFL
 from os import O_NONBLOCK
 
 from . import _addr
-from ._lib import (XS_MSG_TEXT, XS_PROTO_TLS, XS_PROTO_WS, XS_PROTO_WS_RAW, XS_SO_NOTIFY_FD,
-                   XS_SOL_TLS, XS_SOL_WS, XS_SOL_XSOCKET, XS_TLS_ALPN_SELECTED, XS_TLS_CIPHER,
+from ._lib import (XS_MSG_TEXT, XS_PROTO_SMUX, XS_PROTO_TLS, XS_PROTO_WS, XS_PROTO_WS_RAW,
+                   XS_SMUX_PEER_PINS, XS_SMUX_STREAM_ID, XS_SMUX_STREAMS, XS_SO_CONNECT_TIMEOUT,
+                   XS_SO_NOTIFY_FD,
+                   XS_SOL_SMUX, XS_SOL_TLS, XS_SOL_WS, XS_SOL_XSOCKET, XS_TLS_ALPN_SELECTED, XS_TLS_CIPHER,
                    XS_TLS_HANDSHAKE_US, XS_TLS_PEER_SHA256, XS_TLS_RESUMED, XS_TLS_VERSION,
                    XS_WS_CLOSE_CODE, XS_WS_CLOSE_REASON, XS_WS_MAX_MESSAGE,
                    XS_WS_PEER_CLOSE_CODE, XS_WS_PEER_CLOSE_REASON, XS_WS_RECV_TEXT,
@@ -125,12 +127,23 @@ def _is_tls(sid):
     return _has_level(sid, XS_SOL_TLS, XS_TLS_VERSION)
 
 
+def _is_smux_stream(sid):
+    """Whether ``sid`` is a stream of an smux session (its stream id reads back)."""
+    return _has_level(sid, XS_SOL_SMUX, XS_SMUX_STREAM_ID)
+
+
 def _layers(sid):
     """The ``XS_PROTO_*`` layers of an adopted ``sid`` (0 for a plain socket). A WebSocket
-    reads as ``XS_PROTO_WS`` (the sid does not tell Raw-WS from Full-WS)."""
+    reads as ``XS_PROTO_WS`` (the sid does not tell Raw-WS from Full-WS). An smux
+    session or listener reads as ``XS_PROTO_SMUX`` (``| XS_PROTO_TLS`` over TLS), an
+    smux stream as ``XS_PROTO_SMUX``."""
+    if _is_smux_stream(sid):
+        return XS_PROTO_SMUX
     proto = XS_PROTO_TLS if _is_tls(sid) else 0
     if _has_level(sid, XS_SOL_WS, XS_WS_RECV_TEXT):
         proto |= XS_PROTO_WS
+    if _has_level(sid, XS_SOL_SMUX, XS_SMUX_STREAMS):
+        proto |= XS_PROTO_SMUX
     return proto
 
 
@@ -378,11 +391,18 @@ class socket:
         unless the listener is non-blocking (timeout 0: the handshake then moves on
         with later calls). A client whose handshake fails (or does not finish within
         the listener's timeout) raises ``ConnectionAbortedError`` with the reason; the
-        listener keeps serving."""
+        listener keeps serving.
+
+        smux (``XS_PROTO_SMUX``): on a listening socket ``accept`` returns sessions; on
+        a session it returns the next stream the peer opened (and the session's peer
+        address), waiting as the session's timeout says."""
         buffer, length = _addr.out_buffer()
         sid = self._call(_select.POLLIN, self._io_deadline(), lib.xs_accept4,
                          buffer, ctypes.byref(length), 0)
         address = _addr.unpack(buffer, length.value)
+        if self._proto & XS_PROTO_SMUX:
+            # A session or a stream: the new sid says which (and its layers).
+            return socket(self._family, self._type, fileno=sid), address
         if self._proto == XS_PROTO_TLS and self._timeout:
             # A listener with a timeout is non-blocking for the library, so the handshake
             # was not run by xs_accept: run it here, bounded by the timeout.
@@ -409,6 +429,8 @@ class socket:
         """Connect under the timeout; return 0 or the errno (raise ``timeout`` on time-out)."""
         raw = _addr.pack(self._family, address, "connect")
         sid = self._sid
+        if self._proto & XS_PROTO_SMUX and self._timeout:
+            return self._connect_bounded(raw)
         if lib.xs_connect(sid, raw, len(raw)) == 0:
             return 0
         err = ctypes.get_errno()
@@ -439,6 +461,32 @@ class socket:
                 return exc.errno
         return err
 
+    def _connect_bounded(self, raw):
+        """An smux session with a timeout: a blocking connect (the TLS handshake of
+        ``smux+tls`` included) bounded by ``XS_SO_CONNECT_TIMEOUT``, as ``dial`` does;
+        raise ``timeout`` when it runs out, else return 0 or the errno."""
+        sid = self._sid
+        saved = _sockopt_int(sid, XS_SO_CONNECT_TIMEOUT, XS_SOL_XSOCKET)
+        limit = ctypes.c_int(min(max(math.ceil(self._timeout * 1000), 1), _POLL_MAX_MS))
+        if lib.xs_setsockopt(sid, XS_SOL_XSOCKET, XS_SO_CONNECT_TIMEOUT, ctypes.byref(limit),
+                             ctypes.sizeof(limit)) < 0 or lib.xs_fcntl(sid, F_SETFL, 0) < 0:
+            return ctypes.get_errno()
+        try:
+            while True:
+                if lib.xs_connect(sid, raw, len(raw)) == 0:
+                    return 0
+                err = ctypes.get_errno()
+                if err != EINTR:
+                    break
+        finally:
+            lib.xs_fcntl(sid, F_SETFL, O_NONBLOCK)
+            previous = ctypes.c_int(saved)
+            lib.xs_setsockopt(sid, XS_SOL_XSOCKET, XS_SO_CONNECT_TIMEOUT, ctypes.byref(previous),
+                              ctypes.sizeof(previous))
+        if err == ETIMEDOUT:
+            raise timeout("timed out")
+        return err
+
     def connect(self, address):
         """Connect to a remote address. With a timeout, the connection attempt is bounded by
         it (``timeout``); ``XS_SO_CONNECT_TIMEOUT`` bounds a blocking one (``ETIMEDOUT``).
@@ -446,7 +494,10 @@ class socket:
         On a TLS socket (``XS_PROTO_TLS``) ``connect`` also runs the handshake (unless
         the socket is non-blocking); a refused certificate, name or pin raises
         ``OSError(EPROTO)`` whose message says why. On a WebSocket (``XS_PROTO_WS``)
-        it also runs the HTTP Upgrade handshake, within the same timeout."""
+        it also runs the HTTP Upgrade handshake, within the same timeout. On an smux
+        socket (``XS_PROTO_SMUX``) with a timeout ``connect`` waits inside the library
+        (``XS_SO_CONNECT_TIMEOUT`` set to the timeout), the TLS handshake of smux over
+        TLS included, as ``dial`` does."""
         err = self._connect(address)
         if err:
             raise error(err)
@@ -614,6 +665,46 @@ class socket:
         if lib.xs_getsockopt(self._sid, level, optname, buffer, ctypes.byref(length)) < 0:
             raise failure()
         return ctypes.string_at(buffer, length.value)
+
+    # --- smux sessions and streams (XS_PROTO_SMUX sockets) ---
+
+    def open_stream(self):
+        """Open a stream on this connected smux session (``xs_smux_open``) and return
+        it as a socket (``SOCK_STREAM``, proto ``XS_PROTO_SMUX``). Its SYN goes out at
+        once, so data may follow right away; the peer gets it from ``accept``. The
+        stream starts with the default timeout (``getdefaulttimeout()``), as accepted
+        sockets do. Raises ``OSError``: ``EMFILE`` when every stream id is in use (or
+        ``XS_SMUX_MAX_STREAMS`` is reached), ``ECONNRESET`` once the session ended,
+        ``EINVAL`` on a socket that is not a connected session."""
+        sid = lib.xs_smux_open(self._sid)
+        if sid < 0:
+            raise failure()
+        return socket(self._family, _std.SOCK_STREAM, XS_PROTO_SMUX, fileno=sid)
+
+    def probe_smux(self, timeout=1.0):
+        """Whether the session's peer speaks smux (``xs_smux_probe``): send the VRM probe
+        and wait at most ``timeout`` seconds for the right answer. False on no answer
+        in time or a wrong one."""
+        timeout = _check_timeout(timeout)
+        result = lib.xs_smux_probe(self._sid, min(math.ceil(timeout * 1000), _POLL_MAX_MS))
+        if result < 0:
+            raise failure()
+        return result == 1
+
+    def smux_stream_id(self):
+        """This stream's wire id (1-65535), 0 once it is closed both ways
+        (``XS_SMUX_STREAM_ID``)."""
+        return self.getsockopt(XS_SOL_SMUX, XS_SMUX_STREAM_ID)
+
+    def smux_streams(self):
+        """The streams open on this session (or waiting for the peer's FIN)
+        (``XS_SMUX_STREAMS``)."""
+        return self.getsockopt(XS_SOL_SMUX, XS_SMUX_STREAMS)
+
+    def smux_peer_pins(self):
+        """Whether the session's peer sends PIN keepalives (a Go v2 peer)
+        (``XS_SMUX_PEER_PINS``)."""
+        return bool(self.getsockopt(XS_SOL_SMUX, XS_SMUX_PEER_PINS))
 
     # --- TLS read-backs (XS_PROTO_TLS sockets) ---
 

@@ -202,7 +202,7 @@ pub unsafe extern "C" fn xs_getsockopt(
             return Err(Error::InvalidArgument("optlen is smaller than an int".into()));
         }
         let value = if level == XS_SOL_SMUX {
-            smux_of(&socket)?.option(optname)?
+            smux_of(&socket)?.option(&socket, optname)?
         } else {
             options::get(&socket, optname)?
         };

@@ -41,6 +41,10 @@ use crate::{
 /// The key waiters use for "a stream to accept".
 const ACCEPT: StreamKey = 0;
 
+/// Queued output beyond which a session fails: only answers to the peer's requests
+/// can pile up past [`OUTPUT_HIGH`], and only if the peer does not read.
+const OUTPUT_LIMIT: usize = 16 << 20;
+
 /// Queued output beyond which writers wait for the connection.
 const OUTPUT_HIGH: usize = 1 << 20;
 
@@ -210,10 +214,16 @@ impl State {
                 buf.resize(READ_CHUNK, 0);
             }
             let mut taken = 0;
-            while self.failure.is_none()
-                && taken < PUMP_LIMIT
-                && self.core.output().len() < OUTPUT_HIGH
-            {
+            // Incoming data and confirmations are bounded by the windows, so reading
+            // goes on whatever our output holds; only answers (VRM, refusals) grow it
+            // without bound, and a peer that never reads them is cut off.
+            while self.failure.is_none() && taken < PUMP_LIMIT {
+                if self.core.output().len() > OUTPUT_LIMIT {
+                    let detail = "smux: the peer does not read our answers; session closed";
+                    self.fail(libc::EPROTO, detail.into());
+                    end_connection(transport);
+                    break;
+                }
                 match lower::read(transport, buf) {
                     Ok(Io::Done(0)) => {
                         self.fail(libc::ECONNRESET, "smux: the peer closed the connection".into());
@@ -362,10 +372,15 @@ fn end_connection(socket: &Socket) {
     unsafe { libc::shutdown(socket.raw_fd(), libc::SHUT_RDWR) };
 }
 
-/// Whether TLS under the session still handshakes: then only the thread connecting
-/// or accepting may drive it (the event thread would take its bytes away).
+/// Whether TLS under the session still handshakes.
 fn tls_handshaking(socket: &Socket) -> bool {
     socket.tls().is_some_and(|tls| !tls.handshake_done())
+}
+
+/// Whether a thread drives the TLS handshake under the session (a blocking connect
+/// or accept): the event thread must not take its bytes away then.
+fn handshake_driven(socket: &Socket) -> bool {
+    tls_handshaking(socket) && socket.has_callers()
 }
 
 impl Default for SmuxLayer {
@@ -423,8 +438,15 @@ impl SmuxLayer {
     }
 
     /// Reads an smux option, or the session's and stream's state.
-    pub(crate) fn option(&self, name: i32) -> Result<i32> {
+    pub(crate) fn option(&self, socket: &Socket, name: i32) -> Result<i32> {
         let session = self.session.get();
+        if let Some(session) = session {
+            // What came meanwhile counts (a FIN, the peer's first PIN).
+            let transport = self.stream.as_ref().map_or(socket, |(_, t)| &**t);
+            if !tls_handshaking(transport) {
+                session.lock().pump(transport);
+            }
+        }
         match name {
             XS_SMUX_STREAM_ID => {
                 let (key, _) = self
@@ -645,6 +667,14 @@ impl SmuxLayer {
             Some((key, transport)) => (*key, &**transport),
             None => (ACCEPT, socket),
         };
+        if let Some(tls) = transport.tls().filter(|_| key == ACCEPT) {
+            // A session is connected once TLS under it is.
+            match tls.handshake_poll(transport) {
+                Err(_) => return PollPlan::Failed,
+                Ok(Some(events)) => return PollPlan::Handshaking(events),
+                Ok(None) => {}
+            }
+        }
         let mut state = session.lock();
         state.pump(transport);
         let mut ready = 0;
@@ -671,20 +701,21 @@ impl SmuxLayer {
             }
         }
         let wait = libc::POLLIN | if state.core.output().is_empty() { 0 } else { libc::POLLOUT };
-        // The connection's writability is not a stream's: its window says.
-        PollPlan::Layered { ready, wait, kernel_out: false }
+        // The connection's writability is not a stream's (its window says), but it
+        // is a session's (a non-blocking connect completes with POLLOUT).
+        PollPlan::Layered { ready, wait, kernel_out: key == ACCEPT }
     }
 
     /// From the event thread, when the session's connection became readable or
     /// writable: moves the session on unless a thread watches it already.
     pub(crate) fn on_ready(&self, socket: &Socket) {
         let Some(session) = self.session.get().filter(|_| self.stream.is_none()) else { return };
-        if tls_handshaking(socket) {
+        if handshake_driven(socket) {
             return;
         }
         let mut state = session.lock();
         while !state.leader && state.failure.is_none() {
-            if state.pump(socket) || state.core.output().len() >= OUTPUT_HIGH {
+            if state.pump(socket) {
                 break;
             }
         }
@@ -703,7 +734,7 @@ impl SmuxLayer {
     pub(crate) fn tick(&self, socket: &Socket, now: Instant) -> Option<Instant> {
         let session = self.session.get()?;
         let options = session.options;
-        if tls_handshaking(socket) {
+        if handshake_driven(socket) {
             return Some(now + Duration::from_millis(50));
         }
         let mut state = session.lock();

@@ -508,9 +508,7 @@ impl WsLayer {
             return (Some(now + Duration::from_millis(10)), false);
         };
         let Some(conn) = guard.as_mut() else { return (None, false) };
-        // While TLS under it handshakes, only the connecting thread may drive it.
-        let tls_ready = socket.tls().is_none_or(|tls| tls.handshake_done());
-        if idle && tls_ready && conn.wants_input() && !conn.handshaking() {
+        if idle && conn.wants_input() && !conn.handshaking() {
             let _ = fill(socket, conn);
             // Decoding ahead answers pings (a message met on the way is kept).
             conn.readable();
