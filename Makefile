@@ -191,7 +191,7 @@ bench: lib $(BUILD)/bench
 # `-s none`, no sanitizer).
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := ws_decode_server ws_decode_client ws_roundtrip ws_conn ws_conn_roundtrip \
-                ws_handshake_request ws_handshake_response
+                ws_handshake_request ws_handshake_response smux_session
 fuzz:
 	@set -e; cd fuzz; for t in $(FUZZ_TARGETS); do mkdir -p corpus/$$t; s=; [ -d seeds/$$t ] && s=seeds/$$t; \
 	  cargo fuzz run -s none $$t corpus/$$t $$s -- -dict=dict/http.dict -max_total_time=$(FUZZ_SECONDS) -timeout=10; done

@@ -409,3 +409,70 @@ fn drain(conn: &mut Conn, buf_size: usize) -> bool {
         }
     }
 }
+
+/// smux: arbitrary bytes from the peer, cut into pieces the input chooses, into a
+/// session that also opens, writes, reads and closes streams in between. Nothing may
+/// panic; a session that refused input stays refused; queued output stays bounded by
+/// the windows (plus answers); every read respects the buffer.
+pub fn smux_session(data: &[u8]) {
+    use crate::smux::session::{Read, Session, SessionConfig};
+    let mut params = Params { bytes: data };
+    let config = SessionConfig {
+        window: 65_536 * (1 + u32::from(params.byte() % 8)),
+        max_streams: 1 + usize::from(params.byte()),
+        accept_backlog: 1 + usize::from(params.byte() % 16),
+    };
+    let mut session = Session::new(config);
+    let mut keys = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut failed = false;
+    while !params.bytes.is_empty() {
+        let op = params.byte();
+        match op % 6 {
+            0 => {
+                if let Ok(key) = session.open() {
+                    keys.push(key);
+                }
+            }
+            1 => {
+                if let Some(&key) = keys.get(usize::from(params.byte()) % keys.len().max(1)) {
+                    let len = usize::from(params.byte()) * 97;
+                    let before = session.output().len();
+                    if let Ok(n) = session.write(key, &vec![op; len]) {
+                        assert!(n <= len, "wrote more than given");
+                        assert!(session.output().len() >= before + n, "bytes lost on write");
+                    }
+                }
+            }
+            2 => {
+                if let Some(&key) = keys.get(usize::from(params.byte()) % keys.len().max(1)) {
+                    let size = usize::from(params.byte()) * 16 % buf.len();
+                    if let Ok(Read::Data(n)) = session.read(key, &mut buf[..size], op & 8 != 0) {
+                        assert!(n <= size, "read more than the buffer");
+                    }
+                }
+            }
+            3 => {
+                if let Some(&key) = keys.get(usize::from(params.byte()) % keys.len().max(1)) {
+                    session.release(key);
+                }
+            }
+            4 => {
+                while let Some(key) = session.accept() {
+                    keys.push(key);
+                }
+                let out = session.output().len();
+                session.consume_output(out);
+            }
+            _ => {
+                let len = usize::from(params.byte()).min(params.bytes.len());
+                let (piece, rest) = params.bytes.split_at(len);
+                params.bytes = rest;
+                if failed {
+                    continue;
+                }
+                failed = session.receive(piece).is_err();
+            }
+        }
+    }
+}
