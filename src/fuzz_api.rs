@@ -1,6 +1,7 @@
 //! Entry points for the fuzz targets in `fuzz/` (built only with `--cfg fuzzing`, which
-//! `cargo fuzz` sets): they run the WebSocket parsers over arbitrary bytes, cut into
-//! pieces chosen by the input itself, and panic when an invariant breaks. Not API.
+//! `cargo fuzz` sets): they run the WebSocket parsers and the smux session over
+//! arbitrary bytes, cut into pieces chosen by the input itself, and panic when an
+//! invariant breaks. Not API.
 
 use std::time::Instant;
 
