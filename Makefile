@@ -96,7 +96,7 @@ header-compile: lib
 
 # WebSocket conformance (Autobahn-style groups 1-7 and 9, the handshake) and headless
 # Chromium against an xsocket echo server.
-$(BUILD)/ws_echo_server: tests/ws/ws_echo_server.c include/xsocket.h $(LIBSO)
+$(BUILD)/ws_echo_server: tests/ws/ws_echo_server.c tests/common/echo_server.h include/xsocket.h $(LIBSO)
 	@mkdir -p $(BUILD)
 	$(CC) -std=gnu11 -D_GNU_SOURCE $(CWARN) $(CFLAGS) -Iinclude -o $@ $< -L$(RELEASE) -lxsocket -lpthread
 
@@ -105,7 +105,7 @@ ws-test: $(BUILD)/ws_echo_server
 
 # smux interop: an independent Python peer (written from shared/smux-wire.md) against
 # an xsocket echo server, and the library against the peer.
-$(BUILD)/smux_echo_server: tests/smux/smux_echo_server.c include/xsocket.h $(LIBSO)
+$(BUILD)/smux_echo_server: tests/smux/smux_echo_server.c tests/common/echo_server.h include/xsocket.h $(LIBSO)
 	@mkdir -p $(BUILD)
 	$(CC) -std=gnu11 -D_GNU_SOURCE $(CWARN) $(CFLAGS) -Iinclude -o $@ $< -L$(RELEASE) -lxsocket -lpthread
 

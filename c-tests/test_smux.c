@@ -26,57 +26,12 @@
 #define VRM 4
 #define PIN 5
 
-/* CHECK with a line of context printed when it fails. */
-#define CHECKF(cond, ...)                                                                 \
-    do {                                                                                  \
-        if (!(cond)) {                                                                    \
-            fprintf(stderr, "  ");                                                        \
-            fprintf(stderr, __VA_ARGS__);                                                 \
-            fprintf(stderr, "\n");                                                        \
-            harness_fail(__FILE__, __LINE__, #cond, 0);                                   \
-        }                                                                                 \
-    } while (0)
-
 /* ----- certificates ----- */
 
-static char dir[64];
-
-static void sh(const char *fmt, ...) {
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    if (rc != 0) {
-        fprintf(stderr, "command failed (%d): %s\n", rc, cmd);
-        exit(2);
-    }
-}
-
+/* A CA and a server certificate for 127.0.0.1, ::1 and localhost signed by it. */
 static void make_certificates(void) {
-    snprintf(dir, sizeof dir, "/tmp/xsocket-smux-XXXXXX");
-    if (!mkdtemp(dir)) exit(2);
-    const char *q = ">/dev/null 2>&1";
-    sh("cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
-       "-subj /CN=xsocket-test-ca -keyout ca.key -out ca.pem %s", dir, q);
-    sh("cd %s && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-       "-subj /CN=server -keyout server.key -out server.csr %s", dir, q);
-    sh("cd %s && printf 'subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\\n' > server.ext && "
-       "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
-       "-extfile server.ext -out server.pem %s", dir, q);
-}
-
-static const char *path(const char *name) {
-    static char buf[4][128];
-    static int next;
-    char *p = buf[next++ % 4];
-    snprintf(p, sizeof buf[0], "%s/%s", dir, name);
-    return p;
-}
-
-static int tls_text(int sid, int name, const char *value) {
-    return xs_setsockopt(sid, XS_SOL_TLS, name, value, (socklen_t)strlen(value));
+    cert_make_ca("smux");
+    cert_make_signed("server", "IP:127.0.0.1,IP:::1,DNS:localhost", 2);
 }
 
 /* ----- a fast position-dependent pattern -----
@@ -221,8 +176,8 @@ static int smux_listener(int family, int tls, struct sockaddr_storage *addr, soc
     int l = xs_socket(family, SOCK_STREAM, XS_PROTO_SMUX | (tls ? XS_PROTO_TLS : 0));
     if (l < 0) return -1;
     if (tls) {
-        XS_PASS(tls_text(l, XS_TLS_CERT_FILE, path("server.pem")));
-        XS_PASS(tls_text(l, XS_TLS_KEY_FILE, path("server.key")));
+        XS_PASS(tls_set_text(l, XS_TLS_CERT_FILE, cert_path("server.pem")));
+        XS_PASS(tls_set_text(l, XS_TLS_KEY_FILE, cert_path("server.key")));
     }
     if (opt) XS_PASS(smux_int(l, opt, value));
     if (family == AF_UNIX) *len = unix_addr(0, (struct sockaddr_un *)addr);
@@ -250,7 +205,7 @@ static int sess_open_opts(struct sess *x, int family, int tls, int copt, int cva
     x->c = XS_PASS(xs_socket(family, SOCK_STREAM, XS_PROTO_SMUX | (tls ? XS_PROTO_TLS : 0)));
     if (x->c >= 0) {
         guard(x->c);
-        if (tls) XS_PASS(tls_text(x->c, XS_TLS_CA_FILE, path("ca.pem")));
+        if (tls) XS_PASS(tls_set_text(x->c, XS_TLS_CA_FILE, cert_path("ca.pem")));
         if (copt) XS_PASS(smux_int(x->c, copt, cval));
         XS_PASS(xs_connect(x->c, (struct sockaddr *)&a, len));
     }
@@ -1939,6 +1894,6 @@ int main(void) {
     RUN(pin);
     RUN(bad_arguments);
     free(pat_tab);
-    sh("rm -rf %s", dir);
+    cert_remove_all();
     return harness_finish();
 }

@@ -4,59 +4,21 @@
  * peer that closes without close_notify. Certificates are made at test time with
  * the openssl command line, in a temporary directory. */
 #include <signal.h>
-#include <stdarg.h>
 #include <strings.h>
 #include <sys/wait.h>
 
 #include "concurrency.h"
 
-static char dir[64];
-
-/* Runs a shell command; the test fails if it does not exit 0. */
-static void sh(const char *fmt, ...) {
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    if (rc != 0) {
-        fprintf(stderr, "command failed (%d): %s\n", rc, cmd);
-        exit(2);
-    }
-}
-
 /* A CA, a server certificate for 127.0.0.1/localhost signed by it, a client
- * certificate signed by it, and a self-signed server certificate. */
+ * certificate signed by it, an expired one, and a self-signed server certificate. */
 static void make_certificates(void) {
-    snprintf(dir, sizeof dir, "/tmp/xsocket-tls-XXXXXX");
-    if (!mkdtemp(dir)) exit(2);
-    const char *q = ">/dev/null 2>&1";
-    sh("cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
-       "-subj /CN=xsocket-test-ca -keyout ca.key -out ca.pem %s", dir, q);
-    for (int i = 0; i < 3; i++) {
-        const char *who = i == 0 ? "server" : i == 1 ? "client" : "expired";
-        sh("cd %s && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-           "-subj /CN=%s -keyout %s.key -out %s.csr %s", dir, who, who, who, q);
-        sh("cd %s && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > %s.ext && "
-           "openssl x509 -req -in %s.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days %d "
-           "-extfile %s.ext -out %s.pem %s", dir, who, who, i == 2 ? -1 : 2, who, who, q);
-    }
-    sh("cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
-       "-subj /CN=self -addext subjectAltName=IP:127.0.0.1 -addext basicConstraints=critical,CA:FALSE -keyout self.key -out self.pem %s",
-       dir, q);
-}
-
-static const char *path(const char *name) {
-    static char buf[4][128];
-    static int next;
-    char *p = buf[next++ % 4];
-    snprintf(p, sizeof buf[0], "%s/%s", dir, name);
-    return p;
-}
-
-static int set_text(int sid, int name, const char *value) {
-    return xs_setsockopt(sid, XS_SOL_TLS, name, value, (socklen_t)strlen(value));
+    cert_make_ca("tls");
+    cert_make_signed("server", "IP:127.0.0.1,DNS:localhost", 2);
+    cert_make_signed("client", "IP:127.0.0.1,DNS:localhost", 2);
+    cert_make_signed("expired", "IP:127.0.0.1,DNS:localhost", -1);
+    run_shell("cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+              "-subj /CN=self -addext subjectAltName=IP:127.0.0.1 -addext basicConstraints=critical,CA:FALSE -keyout self.key -out self.pem %s",
+              cert_dir(), ">/dev/null 2>&1");
 }
 
 static int set_flag(int sid, int name, int value) {
@@ -68,9 +30,9 @@ static int tls_listener(const char *cert, int *port) {
     int l = XS_PASS(xs_socket(AF_INET, SOCK_STREAM, XS_PROTO_TLS));
     char name[32];
     snprintf(name, sizeof name, "%s.pem", cert);
-    XS_PASS(set_text(l, XS_TLS_CERT_FILE, path(name)));
+    XS_PASS(tls_set_text(l, XS_TLS_CERT_FILE, cert_path(name)));
     snprintf(name, sizeof name, "%s.key", cert);
-    XS_PASS(set_text(l, XS_TLS_KEY_FILE, path(name)));
+    XS_PASS(tls_set_text(l, XS_TLS_KEY_FILE, cert_path(name)));
     struct sockaddr_storage a;
     socklen_t len = loopback(AF_INET, 0, &a);
     XS_PASS(xs_bind(l, (struct sockaddr *)&a, len));
@@ -83,7 +45,7 @@ static int tls_listener(const char *cert, int *port) {
 /* A TLS client socket trusting our CA (not yet connected). */
 static int tls_client(void) {
     int c = XS_PASS(xs_socket(AF_INET, SOCK_STREAM, XS_PROTO_TLS));
-    XS_PASS(set_text(c, XS_TLS_CA_FILE, path("ca.pem")));
+    XS_PASS(tls_set_text(c, XS_TLS_CA_FILE, cert_path("ca.pem")));
     set_timeout_ms(&XS, c, SO_RCVTIMEO, GUARD_MS);
     set_timeout_ms(&XS, c, SO_SNDTIMEO, GUARD_MS);
     return c;
@@ -180,7 +142,7 @@ SCENARIO(echo_with_itself) {
     socklen_t fplen = sizeof fp;
     XS_PASS(xs_getsockopt(c, XS_SOL_TLS, XS_TLS_PEER_SHA256, fp, &fplen));
     char want[65], got[65];
-    fingerprint_hex(path("server.pem"), want);
+    fingerprint_hex(cert_path("server.pem"), want);
     for (int i = 0; i < 32; i++) snprintf(got + 2 * i, 3, "%02X", fp[i]);
     CHECK(fplen == 32 && strcasecmp(want, got) == 0);
     int64_t us = int64_opt(c, XS_TLS_HANDSHAKE_US);
@@ -226,7 +188,7 @@ SCENARIO(certificate_checks) {
     struct server s;
     start_server(&s, &th, l);
     int c = tls_client();
-    XS_PASS(set_text(c, XS_TLS_SERVER_NAME, "example.com"));
+    XS_PASS(tls_set_text(c, XS_TLS_SERVER_NAME, "example.com"));
     XS_FAIL(connect_port(c, port), EPROTO);
     CHECK(strstr(xs_last_error(), "not valid for name 'example.com'") != NULL);
     xs_close(c);
@@ -236,17 +198,17 @@ SCENARIO(certificate_checks) {
 
     l = tls_listener("self", &port);
     char fp[65];
-    fingerprint_hex(path("self.pem"), fp);
+    fingerprint_hex(cert_path("self.pem"), fp);
     for (int variant = 0; variant < 3; variant++) {
         start_server(&s, &th, l);
         c = tls_client(); /* trusts our CA, which did not sign "self" */
         if (variant == 1) {
             XS_PASS(set_flag(c, XS_TLS_VERIFY, 0));
-            XS_PASS(set_text(c, XS_TLS_PIN_SHA256, fp));
+            XS_PASS(tls_set_text(c, XS_TLS_PIN_SHA256, fp));
         }
         if (variant == 2) {
             XS_PASS(set_flag(c, XS_TLS_VERIFY, 0));
-            XS_PASS(set_text(c, XS_TLS_PIN_SHA256, "00" "11223344556677889900112233445566778899001122334455667788990011"));
+            XS_PASS(tls_set_text(c, XS_TLS_PIN_SHA256, "00" "11223344556677889900112233445566778899001122334455667788990011"));
         }
         int rc = connect_port(c, port);
         int err = errno;
@@ -269,7 +231,7 @@ SCENARIO(expired_certificate) {
     int port;
     int l = tls_listener("expired", &port);
     char fp[65];
-    fingerprint_hex(path("expired.pem"), fp);
+    fingerprint_hex(cert_path("expired.pem"), fp);
     for (int pinned = 0; pinned < 2; pinned++) {
         pthread_t th;
         struct server s;
@@ -277,7 +239,7 @@ SCENARIO(expired_certificate) {
         int c = tls_client();
         if (pinned) {
             XS_PASS(set_flag(c, XS_TLS_VERIFY, 0));
-            XS_PASS(set_text(c, XS_TLS_PIN_SHA256, fp));
+            XS_PASS(tls_set_text(c, XS_TLS_PIN_SHA256, fp));
             XS_PASS(connect_port(c, port));
             char buf[4];
             CHECK(xs_send(c, "e", 1, 0) == 1 && xs_recv(c, buf, 1, 0) == 1);
@@ -328,7 +290,7 @@ SCENARIO(silent_peers_time_out) {
 SCENARIO(mutual_tls) {
     int port;
     int l = tls_listener("server", &port);
-    XS_PASS(set_text(l, XS_TLS_CA_FILE, path("ca.pem")));
+    XS_PASS(tls_set_text(l, XS_TLS_CA_FILE, cert_path("ca.pem")));
     XS_PASS(set_flag(l, XS_TLS_REQUIRE_CLIENT_CERT, 1));
     pthread_t th;
     struct server s;
@@ -347,8 +309,8 @@ SCENARIO(mutual_tls) {
 
     start_server(&s, &th, l);
     c = tls_client();
-    XS_PASS(set_text(c, XS_TLS_CERT_FILE, path("client.pem")));
-    XS_PASS(set_text(c, XS_TLS_KEY_FILE, path("client.key")));
+    XS_PASS(tls_set_text(c, XS_TLS_CERT_FILE, cert_path("client.pem")));
+    XS_PASS(tls_set_text(c, XS_TLS_KEY_FILE, cert_path("client.key")));
     XS_PASS(connect_port(c, port));
     CHECK(xs_send(c, "m", 1, 0) == 1 && xs_recv(c, buf, sizeof buf, 0) == 1);
     xs_close(c);
@@ -451,7 +413,7 @@ SCENARIO(client_to_openssl_server) {
     snprintf(cmd, sizeof cmd,
              "(echo from-openssl; sleep %d) | openssl s_server -quiet -naccept 1 "
              "-accept 127.0.0.1:%d -cert %s -key %s > %s 2>/dev/null & echo $!",
-             3 * slow_factor(), port, path("server.pem"), path("server.key"), path("s_server.out"));
+             3 * slow_factor(), port, cert_path("server.pem"), cert_path("server.key"), cert_path("s_server.out"));
     FILE *f = popen(cmd, "r");
     int pid = 0;
     CHECK(f && fscanf(f, "%d", &pid) == 1);
@@ -466,7 +428,7 @@ SCENARIO(client_to_openssl_server) {
     XS_FAIL(xs_recv(c, buf, sizeof buf, 0), EPROTO);
     CHECK(strstr(xs_last_error(), "without close_notify") != NULL);
     xs_close(c);
-    FILE *out = fopen(path("s_server.out"), "r");
+    FILE *out = fopen(cert_path("s_server.out"), "r");
     char line[64] = {0};
     CHECK(out && fgets(line, sizeof line, out) && strcmp(line, "from-xsocket\n") == 0);
     if (out) fclose(out);
@@ -484,7 +446,7 @@ static void from_openssl_client(const char *version) {
     snprintf(cmd, sizeof cmd,
              "(echo from-s_client; sleep %d) | timeout %d openssl s_client %s -quiet "
              "-verify_return_error -CAfile %s -connect 127.0.0.1:%d 2>/dev/null",
-             slow_factor(), 20 * slow_factor(), version, path("ca.pem"), port);
+             slow_factor(), 20 * slow_factor(), version, cert_path("ca.pem"), port);
     FILE *f = popen(cmd, "r");
     char line[64] = {0};
     CHECK(f && fgets(line, sizeof line, f) && strcmp(line, "from-s_client\n") == 0);
@@ -513,8 +475,8 @@ SCENARIO(python_ssl_both_ways) {
              "tls.sendall(tls.recv(100).upper())\n"
              "tls.unwrap()\n"
              "\" &",
-             20 * slow_factor(), path("server.pem"), path("server.key"), port);
-    sh("%s", cmd);
+             20 * slow_factor(), cert_path("server.pem"), cert_path("server.key"), port);
+    run_shell("%s", cmd);
     int c = connect_retry(port);
     CHECK(c > 0);
     char buf[16] = {0};
@@ -536,7 +498,7 @@ SCENARIO(python_ssl_both_ways) {
              "    sys.stdout.write(t.recv(100).decode())\n"
              "    sys.stdout.write(' ' + t.version())\n"
              "\"",
-             20 * slow_factor(), path("ca.pem"), port);
+             20 * slow_factor(), cert_path("ca.pem"), port);
     FILE *f = popen(cmd, "r");
     char line[64] = {0};
     CHECK(f && fgets(line, sizeof line, f) && strcmp(line, "snake TLSv1.3") == 0);
@@ -555,7 +517,7 @@ SCENARIO(nonblocking_handshakes) {
     int l = tls_listener("server", &port);
     XS_PASS(xs_fcntl(l, F_SETFL, O_NONBLOCK));
     int c = XS_PASS(xs_socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, XS_PROTO_TLS));
-    XS_PASS(set_text(c, XS_TLS_CA_FILE, path("ca.pem")));
+    XS_PASS(tls_set_text(c, XS_TLS_CA_FILE, cert_path("ca.pem")));
     XS_FAIL(connect_port(c, port), EINPROGRESS);
     struct pollfd p[2] = {{.fd = l, .events = POLLIN}, {.fd = c, .events = POLLOUT}};
     CHECK(xs_poll(p, 1, GUARD_MS) == 1 && (p[0].revents & POLLIN));
@@ -582,8 +544,8 @@ SCENARIO(nonblocking_handshakes) {
 
     /* A failing handshake: the client checks a name the certificate does not have. */
     c = XS_PASS(xs_socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, XS_PROTO_TLS));
-    XS_PASS(set_text(c, XS_TLS_CA_FILE, path("ca.pem")));
-    XS_PASS(set_text(c, XS_TLS_SERVER_NAME, "example.com"));
+    XS_PASS(tls_set_text(c, XS_TLS_CA_FILE, cert_path("ca.pem")));
+    XS_PASS(tls_set_text(c, XS_TLS_SERVER_NAME, "example.com"));
     XS_FAIL(connect_port(c, port), EINPROGRESS);
     p[0] = (struct pollfd){.fd = l, .events = POLLIN};
     CHECK(xs_poll(p, 1, GUARD_MS) == 1);
@@ -606,32 +568,20 @@ SCENARIO(nonblocking_handshakes) {
 /* TLS over a Unix stream socket (the name to check is set: there is no address),
  * with MSG_PEEK, a receive timeout, and a close from another thread waking a
  * blocked receive, all as on plain sockets. */
-struct closer {
-    int sid;
-    long after_ms;
-};
-
-static void *close_later(void *arg) {
-    struct closer *c = arg;
-    msleep(c->after_ms);
-    xs_close(c->sid);
-    return NULL;
-}
-
 SCENARIO(unix_peek_timeout_and_close) {
     struct sockaddr_un ua;
     socklen_t ulen = unix_addr(0, &ua);
     int l = XS_PASS(xs_socket(AF_UNIX, SOCK_STREAM, XS_PROTO_TLS));
-    XS_PASS(set_text(l, XS_TLS_CERT_FILE, path("server.pem")));
-    XS_PASS(set_text(l, XS_TLS_KEY_FILE, path("server.key")));
+    XS_PASS(tls_set_text(l, XS_TLS_CERT_FILE, cert_path("server.pem")));
+    XS_PASS(tls_set_text(l, XS_TLS_KEY_FILE, cert_path("server.key")));
     XS_PASS(xs_bind(l, (struct sockaddr *)&ua, ulen));
     XS_PASS(xs_listen(l, 4));
     pthread_t th;
     struct server s;
     start_server(&s, &th, l);
     int c = XS_PASS(xs_socket(AF_UNIX, SOCK_STREAM, XS_PROTO_TLS));
-    XS_PASS(set_text(c, XS_TLS_CA_FILE, path("ca.pem")));
-    XS_PASS(set_text(c, XS_TLS_SERVER_NAME, "localhost"));
+    XS_PASS(tls_set_text(c, XS_TLS_CA_FILE, cert_path("ca.pem")));
+    XS_PASS(tls_set_text(c, XS_TLS_SERVER_NAME, "localhost"));
     XS_PASS(xs_connect(c, (struct sockaddr *)&ua, ulen));
     CHECK(xs_send(c, "peekaboo", 8, 0) == 8);
     char buf[16] = {0};
@@ -667,7 +617,7 @@ SCENARIO(mutual_tls_with_openssl) {
              "(echo verified; sleep %d) | openssl s_server -quiet -naccept 1 -Verify 1 "
              "-verify_return_error -CAfile %s -accept 127.0.0.1:%d -cert %s -key %s "
              ">/dev/null 2>&1 & echo $!",
-             3 * slow_factor(), path("ca.pem"), port, path("server.pem"), path("server.key"));
+             3 * slow_factor(), cert_path("ca.pem"), port, cert_path("server.pem"), cert_path("server.key"));
     FILE *f = popen(cmd, "r");
     int pid = 0;
     CHECK(f && fscanf(f, "%d", &pid) == 1);
@@ -675,8 +625,8 @@ SCENARIO(mutual_tls_with_openssl) {
     int c = -1;
     for (int i = 0; i < 100 * slow_factor() && c < 0; i++) {
         c = tls_client();
-        XS_PASS(set_text(c, XS_TLS_CERT_FILE, path("client.pem")));
-        XS_PASS(set_text(c, XS_TLS_KEY_FILE, path("client.key")));
+        XS_PASS(tls_set_text(c, XS_TLS_CERT_FILE, cert_path("client.pem")));
+        XS_PASS(tls_set_text(c, XS_TLS_KEY_FILE, cert_path("client.key")));
         if (connect_port(c, port) != 0) {
             xs_close(c), c = -1;
             msleep(50);
@@ -689,7 +639,7 @@ SCENARIO(mutual_tls_with_openssl) {
     if (pid > 0) kill(pid, SIGKILL);
 
     int l = tls_listener("server", &port);
-    XS_PASS(set_text(l, XS_TLS_CA_FILE, path("ca.pem")));
+    XS_PASS(tls_set_text(l, XS_TLS_CA_FILE, cert_path("ca.pem")));
     XS_PASS(set_flag(l, XS_TLS_REQUIRE_CLIENT_CERT, 1));
     for (int good = 1; good >= 0; good--) {
         pthread_t th;
@@ -698,8 +648,8 @@ SCENARIO(mutual_tls_with_openssl) {
         snprintf(cmd, sizeof cmd,
                  "(echo mtls; sleep %d) | timeout %d openssl s_client -quiet -CAfile %s "
                  "-cert %s -key %s -connect 127.0.0.1:%d 2>/dev/null",
-                 slow_factor(), 20 * slow_factor(), path("ca.pem"),
-                 path(good ? "client.pem" : "self.pem"), path(good ? "client.key" : "self.key"),
+                 slow_factor(), 20 * slow_factor(), cert_path("ca.pem"),
+                 cert_path(good ? "client.pem" : "self.pem"), cert_path(good ? "client.key" : "self.key"),
                  port);
         f = popen(cmd, "r");
         char line[32] = {0};
@@ -719,8 +669,8 @@ SCENARIO(mutual_tls_with_openssl) {
  * checks the certificate against the URL's host ("localhost" is in its names). */
 SCENARIO(urls) {
     int l = XS_PASS(xs_socket_url("tls://127.0.0.1:0"));
-    XS_PASS(set_text(l, XS_TLS_CERT_FILE, path("server.pem")));
-    XS_PASS(set_text(l, XS_TLS_KEY_FILE, path("server.key")));
+    XS_PASS(tls_set_text(l, XS_TLS_CERT_FILE, cert_path("server.pem")));
+    XS_PASS(tls_set_text(l, XS_TLS_KEY_FILE, cert_path("server.key")));
     XS_PASS(xs_bind_url(l, "tls://127.0.0.1:0"));
     XS_PASS(xs_listen(l, 4));
     int port = bound_port(&XS, l);
@@ -730,7 +680,7 @@ SCENARIO(urls) {
     char url[64];
     snprintf(url, sizeof url, "tls://localhost:%d", port);
     int c = XS_PASS(xs_socket_url(url));
-    XS_PASS(set_text(c, XS_TLS_CA_FILE, path("ca.pem")));
+    XS_PASS(tls_set_text(c, XS_TLS_CA_FILE, cert_path("ca.pem")));
     XS_PASS(xs_connect_url(c, url));
     char buf[4];
     CHECK(xs_send(c, "u", 1, 0) == 1 && xs_recv(c, buf, 1, 0) == 1);
@@ -751,7 +701,7 @@ SCENARIO(setup_errors) {
     XS_FAIL(xs_socket(AF_INET, SOCK_DGRAM, XS_PROTO_TLS), EINVAL);
     XS_FAIL(xs_socket(AF_INET, SOCK_STREAM, 0x4000), EPROTONOSUPPORT);
     int l = XS_PASS(xs_socket(AF_INET, SOCK_STREAM, XS_PROTO_TLS));
-    XS_FAIL(set_text(l, XS_TLS_CERT_FILE, "/no/such/cert.pem"), ENOENT);
+    XS_FAIL(tls_set_text(l, XS_TLS_CERT_FILE, "/no/such/cert.pem"), ENOENT);
     CHECK(strstr(xs_last_error(), "/no/such/cert.pem") != NULL);
     struct sockaddr_storage a;
     socklen_t len = loopback(AF_INET, 0, &a);
@@ -760,7 +710,7 @@ SCENARIO(setup_errors) {
     CHECK(strstr(xs_last_error(), "certificate and key are needed") != NULL);
     xs_close(l);
     int k = XS_PASS(xs_socket(AF_INET, SOCK_STREAM, 0));
-    XS_FAIL(set_text(k, XS_TLS_SERVER_NAME, "x"), ENOPROTOOPT);
+    XS_FAIL(tls_set_text(k, XS_TLS_SERVER_NAME, "x"), ENOPROTOOPT);
     xs_close(k);
 }
 
@@ -783,6 +733,6 @@ int main(void) {
     RUN_ONCE(mutual_tls_with_openssl);
     RUN_ONCE(urls);
     RUN_ONCE(setup_errors);
-    sh("rm -rf %s", dir);
+    cert_remove_all();
     return harness_finish();
 }

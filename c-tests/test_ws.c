@@ -8,7 +8,6 @@
  * (GUARD_MS time-outs on every socket, the harness's watchdog on every scenario).
  * Certificates are made at test time with the openssl command line. */
 #include <fcntl.h>
-#include <stdarg.h>
 #include <sys/uio.h>
 
 #include "concurrency.h"
@@ -17,57 +16,10 @@
 
 /* ----- small helpers ----- */
 
-/* CHECK with a line of context printed when it fails. */
-#define CHECKF(cond, ...)                                                                 \
-    do {                                                                                  \
-        if (!(cond)) {                                                                    \
-            fprintf(stderr, "  ");                                                        \
-            fprintf(stderr, __VA_ARGS__);                                                 \
-            fprintf(stderr, "\n");                                                        \
-            harness_fail(__FILE__, __LINE__, #cond, 0);                                   \
-        }                                                                                 \
-    } while (0)
-
-static char dir[64];
-
-/* Runs a shell command; the program stops if it does not exit 0. */
-static void sh(const char *fmt, ...) {
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    if (rc != 0) {
-        fprintf(stderr, "command failed (%d): %s\n", rc, cmd);
-        exit(2);
-    }
-}
-
-/* A CA and a server certificate for 127.0.0.1/localhost signed by it. */
+/* A CA and a server certificate for 127.0.0.1, ::1 and localhost signed by it. */
 static void make_certificates(void) {
-    snprintf(dir, sizeof dir, "/tmp/xsocket-ws-XXXXXX");
-    if (!mkdtemp(dir)) exit(2);
-    const char *q = ">/dev/null 2>&1";
-    sh("cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
-       "-subj /CN=xsocket-test-ca -keyout ca.key -out ca.pem %s", dir, q);
-    sh("cd %s && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-       "-subj /CN=server -keyout server.key -out server.csr %s", dir, q);
-    sh("cd %s && printf 'subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\\n' > server.ext && "
-       "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
-       "-extfile server.ext -out server.pem %s", dir, q);
-}
-
-static const char *path(const char *name) {
-    static char buf[4][128];
-    static int next;
-    char *p = buf[next++ % 4];
-    snprintf(p, sizeof buf[0], "%s/%s", dir, name);
-    return p;
-}
-
-static int tls_text(int sid, int name, const char *value) {
-    return xs_setsockopt(sid, XS_SOL_TLS, name, value, (socklen_t)strlen(value));
+    cert_make_ca("ws");
+    cert_make_signed("server", "IP:127.0.0.1,IP:::1,DNS:localhost", 2);
 }
 
 static int ws_text(int sid, int name, const char *value) {
@@ -133,8 +85,8 @@ static int ws_listener(int family, int type, int proto, struct sockaddr_storage 
                        socklen_t *len) {
     int l = XS_PASS(xs_socket(family, type, proto));
     if (proto & XS_PROTO_TLS) {
-        XS_PASS(tls_text(l, XS_TLS_CERT_FILE, path("server.pem")));
-        XS_PASS(tls_text(l, XS_TLS_KEY_FILE, path("server.key")));
+        XS_PASS(tls_set_text(l, XS_TLS_CERT_FILE, cert_path("server.pem")));
+        XS_PASS(tls_set_text(l, XS_TLS_KEY_FILE, cert_path("server.key")));
     }
     if (family == AF_UNIX) *len = unix_addr(0, (struct sockaddr_un *)addr);
     else *len = loopback(family, 0, addr);
@@ -154,8 +106,8 @@ static void guard_timeouts(int sid) {
 static int ws_client(int family, int type, int proto) {
     int c = XS_PASS(xs_socket(family, type, proto));
     if (proto & XS_PROTO_TLS) {
-        XS_PASS(tls_text(c, XS_TLS_CA_FILE, path("ca.pem")));
-        if (family == AF_UNIX) XS_PASS(tls_text(c, XS_TLS_SERVER_NAME, "localhost"));
+        XS_PASS(tls_set_text(c, XS_TLS_CA_FILE, cert_path("ca.pem")));
+        if (family == AF_UNIX) XS_PASS(tls_set_text(c, XS_TLS_SERVER_NAME, "localhost"));
     }
     guard_timeouts(c);
     return c;
@@ -521,15 +473,15 @@ SCENARIO(urls) {
     xs_close(l);
 
     l = XS_PASS(xs_socket_url("wss://127.0.0.1:0"));
-    XS_PASS(tls_text(l, XS_TLS_CERT_FILE, path("server.pem")));
-    XS_PASS(tls_text(l, XS_TLS_KEY_FILE, path("server.key")));
+    XS_PASS(tls_set_text(l, XS_TLS_CERT_FILE, cert_path("server.pem")));
+    XS_PASS(tls_set_text(l, XS_TLS_KEY_FILE, cert_path("server.key")));
     XS_PASS(xs_bind_url(l, "wss://127.0.0.1:0"));
     XS_PASS(xs_listen(l, 4));
     XS_PASS(set_timeout_ms(&XS, l, SO_RCVTIMEO, GUARD_MS));
     start_server(&s, l, SOCK_SEQPACKET, 1);
     snprintf(url, sizeof url, "wss://localhost:%d/secure", bound_port(&XS, l));
     c = XS_PASS(xs_socket_url(url));
-    XS_PASS(tls_text(c, XS_TLS_CA_FILE, path("ca.pem")));
+    XS_PASS(tls_set_text(c, XS_TLS_CA_FILE, cert_path("ca.pem")));
     guard_timeouts(c);
     XS_PASS(xs_connect_url(c, url));
     CHECK(xs_send(c, "tls", 3, 0) == 3);
@@ -920,18 +872,6 @@ SCENARIO(close_codes) {
 
 /* A close from another thread wakes a receive blocked on a WebSocket socket (EBADF),
  * and the peer gets the close frame. */
-struct closer {
-    int sid;
-    long after_ms;
-};
-
-static void *close_later(void *arg) {
-    struct closer *c = arg;
-    msleep(c->after_ms);
-    xs_close(c->sid);
-    return NULL;
-}
-
 static void close_wakes(int type, int proto) {
     int c, s;
     if (ws_pair(AF_INET, type, proto, &c, &s, NULL) < 0) {
@@ -1351,7 +1291,7 @@ static void nonblocking(int family, int type, int proto) {
     char buf[16];
     XS_FAIL(xs_accept(l, NULL, NULL), EAGAIN);
     int c = XS_PASS(xs_socket(family, type | SOCK_NONBLOCK, proto));
-    if (proto & XS_PROTO_TLS) XS_PASS(tls_text(c, XS_TLS_CA_FILE, path("ca.pem")));
+    if (proto & XS_PROTO_TLS) XS_PASS(tls_set_text(c, XS_TLS_CA_FILE, cert_path("ca.pem")));
     errno = 0;
     int rc = xs_connect(c, (struct sockaddr *)&addr, len);
     CHECKF(rc == 0 || errno == EINPROGRESS, "non-blocking connect: %d, %s (%s)", rc,
@@ -1613,6 +1553,6 @@ int main(void) {
     RUN_ONCE(heartbeat_dead_peer);
     RUN_ONCE(heartbeat_live_peer);
     RUN_ONCE(bad_arguments);
-    sh("rm -rf %s", dir);
+    cert_remove_all();
     return harness_finish();
 }

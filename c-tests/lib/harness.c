@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <sys/time.h>
 #include <time.h>
@@ -270,4 +271,72 @@ int same_addr(const struct sockaddr_storage *a, socklen_t alen, const struct soc
         return strncmp(x->sun_path, y->sun_path, sizeof x->sun_path) == 0;
     }
     return alen == blen && memcmp(a, b, alen) == 0;
+}
+
+/* ----- helpers shared by the TLS, WebSocket and smux tests ----- */
+
+void run_shell(const char *fmt, ...) {
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    if (rc != 0) {
+        fprintf(stderr, "command failed (%d): %s\n", rc, cmd);
+        exit(2);
+    }
+}
+
+/* The certificate directory: /tmp/xsocket-<tag>-XXXXXX once cert_make_ca has run. */
+static char cert_directory[64];
+
+/* Keeps the openssl command line quiet. */
+#define CERT_QUIET ">/dev/null 2>&1"
+
+void cert_make_ca(const char *tag) {
+    snprintf(cert_directory, sizeof cert_directory, "/tmp/xsocket-%s-XXXXXX", tag);
+    if (!mkdtemp(cert_directory)) exit(2);
+    run_shell("cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+              "-subj /CN=xsocket-test-ca -keyout ca.key -out ca.pem %s",
+              cert_directory, CERT_QUIET);
+}
+
+void cert_make_signed(const char *name, const char *san, int days) {
+    run_shell("cd %s && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+              "-subj /CN=%s -keyout %s.key -out %s.csr %s",
+              cert_directory, name, name, name, CERT_QUIET);
+    run_shell("cd %s && printf 'subjectAltName=%s\\n' > %s.ext && "
+              "openssl x509 -req -in %s.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days %d "
+              "-extfile %s.ext -out %s.pem %s",
+              cert_directory, san, name, name, days, name, name, CERT_QUIET);
+}
+
+const char *cert_dir(void) {
+    return cert_directory;
+}
+
+const char *cert_path(const char *name) {
+    static char buf[4][128];
+    static int next;
+    char *p = buf[next++ % 4];
+    snprintf(p, sizeof buf[0], "%s/%s", cert_directory, name);
+    return p;
+}
+
+void cert_remove_all(void) {
+    if (cert_directory[0]) run_shell("rm -rf %s", cert_directory);
+}
+
+int tls_set_text(int sid, int name, const char *value) {
+    return xs_setsockopt(sid, XS_SOL_TLS, name, value, (socklen_t)strlen(value));
+}
+
+void *close_later(void *arg) {
+    struct closer *c = arg;
+    struct timespec ts = {c->after_ms / 1000, (c->after_ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+    xs_close(c->sid);
+    return NULL;
 }

@@ -166,6 +166,53 @@ int same_addr(const struct sockaddr_storage *a, socklen_t alen, const struct soc
               socklen_t blen);
 
 
+/* ----- helpers shared by the TLS, WebSocket and smux tests ----- */
+
+/* CHECKF(cond, fmt, ...): CHECK with a line of context (printf-style) printed when it
+ * fails. */
+#define CHECKF(cond, ...)                                                                 \
+    do {                                                                                  \
+        if (!(cond)) {                                                                    \
+            fprintf(stderr, "  ");                                                        \
+            fprintf(stderr, __VA_ARGS__);                                                 \
+            fprintf(stderr, "\n");                                                        \
+            harness_fail(__FILE__, __LINE__, #cond, 0);                                   \
+        }                                                                                 \
+    } while (0)
+
+/* Runs a shell command made from fmt (printf-style); the program stops (exit 2) if it
+ * does not exit 0. */
+void run_shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Test certificates, made with the openssl command line (P-256 keys) in one temporary
+ * directory per program. */
+/* Makes the directory /tmp/xsocket-<tag>-XXXXXX and in it a CA (ca.pem, ca.key,
+ * CN=xsocket-test-ca, valid 2 days). */
+void cert_make_ca(const char *tag);
+/* Makes <name>.key and <name>.pem: a certificate with CN=<name> and the given
+ * subjectAltName (e.g. "IP:127.0.0.1,DNS:localhost"), signed by the CA, valid for
+ * days days (a negative number: already expired). */
+void cert_make_signed(const char *name, const char *san, int days);
+/* The certificate directory (after cert_make_ca). */
+const char *cert_dir(void);
+/* The path of a file in the certificate directory; the result stays valid for the
+ * next three calls (four rotating buffers). */
+const char *cert_path(const char *name);
+/* Removes the certificate directory and everything in it. */
+void cert_remove_all(void);
+
+/* Sets a text option (its length from strlen) of level XS_SOL_TLS. */
+int tls_set_text(int sid, int name, const char *value);
+
+/* A close from another thread: pthread_create(&t, NULL, close_later, &closer) sleeps
+ * after_ms milliseconds, then closes sid with xs_close. */
+struct closer {
+    int sid;
+    long after_ms;
+};
+void *close_later(void *arg);
+
+
 /* BAD_PTR(expr): evaluates expr, a call that hands the kernel a bad pointer on purpose
  * (to check for EFAULT), with valgrind's error reporting off for its duration. */
 #if defined(__has_include)

@@ -6,12 +6,11 @@ and ``accept()`` returns the streams the peer opened. On a listening smux socket
 ``accept()`` returns sessions. Streams are sockets that behave as TCP ones.
 """
 
-import math
 import socket as _std
 
 from ._lib import (XS_PROTO_SMUX, XS_PROTO_TLS, XS_SMUX_ACCEPT_BACKLOG, XS_SMUX_IDLE_TIMEOUT,
                    XS_SMUX_MAX_STREAMS, XS_SMUX_PIN_INTERVAL, XS_SMUX_WINDOW, XS_SOL_SMUX)
-from ._socket import socket
+from ._options import apply_options, config_repr, configured_socket, int_options, ms_options
 from ._tls import TLSConfig
 
 
@@ -42,31 +41,16 @@ class SmuxConfig:
         self.idle_timeout = idle_timeout
 
     def __repr__(self):
-        fields = ", ".join(f"{name}={value!r}" for name, value in vars(self).items()
-                           if value is not None)
-        return f"SmuxConfig({fields})"
+        return config_repr("SmuxConfig", self)
 
     def options(self):
         """The ``(optname, value)`` pairs ``apply`` sets, in order."""
-        result = []
-        for name, optname in self._INTS:
-            value = getattr(self, name)
-            if value is not None:
-                result.append((optname, int(value)))
-        for name, optname in self._SECONDS:
-            value = getattr(self, name)
-            if value is not None:
-                if value < 0:
-                    raise ValueError(f"{name} must be >= 0")
-                result.append((optname, math.ceil(value * 1000)))
-        return result
+        return int_options(self, self._INTS) + ms_options(self, self._SECONDS)
 
     def apply(self, sock):
         """Set these options on ``sock``, an smux socket, before it connects (client) or
         listens (server). Returns ``sock``."""
-        for optname, value in self.options():
-            sock.setsockopt(XS_SOL_SMUX, optname, value)
-        return sock
+        return apply_options(sock, XS_SOL_SMUX, self.options())
 
 
 def smux_socket(family=_std.AF_INET, config=None, *, tls=None):
@@ -77,13 +61,4 @@ def smux_socket(family=_std.AF_INET, config=None, *, tls=None):
     ``AF_INET``, ``AF_INET6`` or ``AF_UNIX``."""
     tls = TLSConfig() if tls is True else None if tls is None or tls is False else tls
     proto = XS_PROTO_SMUX | (XS_PROTO_TLS if tls is not None else 0)
-    sock = socket(family, _std.SOCK_STREAM, proto)
-    try:
-        if tls is not None:
-            tls.apply(sock)
-        if config is not None:
-            config.apply(sock)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    return configured_socket(family, _std.SOCK_STREAM, proto, tls, config)

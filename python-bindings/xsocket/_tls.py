@@ -7,7 +7,7 @@ from ._lib import (XS_PROTO_TLS, XS_SOL_TLS, XS_TLS_ALPN, XS_TLS_CA_FILE, XS_TLS
                    XS_TLS_CERT_FILE, XS_TLS_KEY_FILE, XS_TLS_PIN_SHA256,
                    XS_TLS_REQUIRE_CLIENT_CERT, XS_TLS_RESUMPTION, XS_TLS_SERVER_NAME,
                    XS_TLS_VERIFY)
-from ._socket import socket
+from ._options import apply_options, config_repr, configured_socket
 
 
 def _text(value, what):
@@ -53,9 +53,7 @@ class TLSConfig:
         self.resumption = resumption
 
     def __repr__(self):
-        fields = ", ".join(f"{name}={value!r}" for name, value in vars(self).items()
-                           if value is not None)
-        return f"TLSConfig({fields})"
+        return config_repr("TLSConfig", self)
 
     def options(self):
         """The ``(optname, value)`` pairs ``apply`` sets, in order."""
@@ -87,9 +85,7 @@ class TLSConfig:
     def apply(self, sock):
         """Set these options on ``sock``, an ``XS_PROTO_TLS`` socket, before it connects
         (client) or accepts (server; accepted sockets inherit them). Returns ``sock``."""
-        for optname, value in self.options():
-            sock.setsockopt(XS_SOL_TLS, optname, value)
-        return sock
+        return apply_options(sock, XS_SOL_TLS, self.options())
 
 
 def tls_socket(family=_std.AF_INET, config=None):
@@ -97,11 +93,4 @@ def tls_socket(family=_std.AF_INET, config=None):
     ``config`` (a ``TLSConfig``) applied. ``connect`` makes it a client, ``bind`` +
     ``listen`` + ``accept`` a server; ``family`` may be ``AF_INET``, ``AF_INET6`` or
     ``AF_UNIX``."""
-    sock = socket(family, _std.SOCK_STREAM, XS_PROTO_TLS)
-    try:
-        if config is not None:
-            config.apply(sock)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    return configured_socket(family, _std.SOCK_STREAM, XS_PROTO_TLS, config)

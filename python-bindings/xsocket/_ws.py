@@ -1,6 +1,5 @@
 """WebSocket settings for ``XS_PROTO_WS`` / ``XS_PROTO_WS_RAW`` sockets, and ``ws_socket``."""
 
-import math
 import socket as _std
 
 from ._lib import (XS_PROTO_TLS, XS_PROTO_WS, XS_PROTO_WS_RAW, XS_SOL_WS, XS_WS_ALLOWED_ORIGINS,
@@ -8,18 +7,13 @@ from ._lib import (XS_PROTO_TLS, XS_PROTO_WS, XS_PROTO_WS_RAW, XS_SOL_WS, XS_WS_
                    XS_WS_FRAGMENT_SIZE, XS_WS_HOST, XS_WS_MAX_MESSAGE, XS_WS_MISSED_PONGS,
                    XS_WS_ORIGIN, XS_WS_PATH, XS_WS_PING_INTERVAL, XS_WS_PONG_TIMEOUT,
                    XS_WS_SUBPROTOCOLS)
-from ._socket import socket
+from ._options import apply_options, config_repr, configured_socket, int_options, ms_options
 from ._tls import TLSConfig
 
 
 def _names(value):
     """A list of names (or one comma-separated string) as the comma-separated text."""
     return value if isinstance(value, (str, bytes)) else ",".join(value)
-
-
-def _ms(seconds):
-    """Seconds (int or float) as whole milliseconds for an ``int`` option (rounded up)."""
-    return math.ceil(seconds * 1000)
 
 
 class WSConfig:
@@ -66,9 +60,7 @@ class WSConfig:
         self.close_reason = close_reason
 
     def __repr__(self):
-        fields = ", ".join(f"{name}={value!r}" for name, value in vars(self).items()
-                           if value is not None)
-        return f"WSConfig({fields})"
+        return config_repr("WSConfig", self)
 
     def options(self):
         """The ``(optname, value)`` pairs ``apply`` sets, in order."""
@@ -81,24 +73,12 @@ class WSConfig:
                 if not isinstance(value, (str, bytes)):
                     raise TypeError(f"{name} must be str or bytes, not {type(value).__name__}")
                 result.append((optname, value))
-        for name, optname in self._SECONDS:
-            value = getattr(self, name)
-            if value is not None:
-                if value < 0:
-                    raise ValueError(f"{name} must be >= 0")
-                result.append((optname, _ms(value)))
-        for name, optname in self._INTS:
-            value = getattr(self, name)
-            if value is not None:
-                result.append((optname, int(value)))
-        return result
+        return result + ms_options(self, self._SECONDS) + int_options(self, self._INTS)
 
     def apply(self, sock):
         """Set these options on ``sock``, a WebSocket socket, before it connects (client)
         or accepts (server). Returns ``sock``."""
-        for optname, value in self.options():
-            sock.setsockopt(XS_SOL_WS, optname, value)
-        return sock
+        return apply_options(sock, XS_SOL_WS, self.options())
 
 
 def ws_socket(family=_std.AF_INET, config=None, *, raw=False, stream=False, tls=None):
@@ -114,13 +94,5 @@ def ws_socket(family=_std.AF_INET, config=None, *, raw=False, stream=False, tls=
     (``| XS_PROTO_TLS``). ``family`` may be ``AF_INET``, ``AF_INET6`` or ``AF_UNIX``."""
     tls = TLSConfig() if tls is True else None if tls is None or tls is False else tls
     proto = (XS_PROTO_WS_RAW if raw else XS_PROTO_WS) | (XS_PROTO_TLS if tls is not None else 0)
-    sock = socket(family, _std.SOCK_STREAM if stream else _std.SOCK_SEQPACKET, proto)
-    try:
-        if tls is not None:
-            tls.apply(sock)
-        if config is not None:
-            config.apply(sock)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    return configured_socket(family, _std.SOCK_STREAM if stream else _std.SOCK_SEQPACKET, proto,
+                             tls, config)

@@ -27,58 +27,18 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <arpa/inet.h>
 
-#include "xsocket.h"
-
-static const char *unix_path;
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void __attribute__((format(printf, 1, 2))) logmsg(const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    pthread_mutex_lock(&log_lock);
-    fprintf(stderr, "smux_echo_server: %s\n", line);
-    fflush(stderr);
-    pthread_mutex_unlock(&log_lock);
-}
-
-static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "smux_echo_server: %s\n", line);
-    exit(1);
-}
+#define ECHO_SERVER_NAME "smux_echo_server"
+#include "../common/echo_server.h"
 
 static void usage(void)
 {
     fprintf(stderr, "usage: smux_echo_server [--tls CERT KEY] [--unix PATH] [--pin MS] [--idle MS] "
                     "[--window N] [--max-streams N] [--backlog N]\n");
     exit(2);
-}
-
-static long parse_num(const char *s, const char *what)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *s == '\0' || *end != '\0' || v < 0 || v > INT32_MAX)
-        die("bad number for %s: '%s'", what, s);
-    return v;
 }
 
 static const char *errno_name(int e)
@@ -95,18 +55,6 @@ static const char *errno_name(int e)
     case EMFILE: return "EMFILE";
     default: return "other";
     }
-}
-
-static void set_text(int sid, int level, int opt, const char *name, const char *value)
-{
-    if (xs_setsockopt(sid, level, opt, value, (socklen_t)strlen(value)) < 0)
-        die("setsockopt %s '%s': %s (%s)", name, value, strerror(errno), xs_last_error());
-}
-
-static void set_int(int sid, int level, int opt, const char *name, int value)
-{
-    if (xs_setsockopt(sid, level, opt, &value, sizeof value) < 0)
-        die("setsockopt %s %d: %s (%s)", name, value, strerror(errno), xs_last_error());
 }
 
 struct stream_arg {
@@ -181,28 +129,6 @@ static void *session_thread(void *p)
     return NULL;
 }
 
-static void *stdin_watch(void *arg)
-{
-    (void)arg;
-    char b[256];
-    for (;;) {
-        ssize_t n = read(0, b, sizeof b);
-        if (n == 0 || (n < 0 && errno != EINTR))
-            break;
-    }
-    if (unix_path)
-        unlink(unix_path);
-    _exit(0);
-}
-
-static void on_term(int sig)
-{
-    (void)sig;
-    if (unix_path)
-        unlink(unix_path);
-    _exit(0);
-}
-
 int main(int argc, char **argv)
 {
     const char *cert = NULL, *key = NULL;
@@ -210,13 +136,10 @@ int main(int argc, char **argv)
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-#define NEXT() (i + 1 < argc ? argv[++i] : (usage(), ""))
-        if (!strcmp(a, "--tls")) {
-            cert = NEXT();
-            key = NEXT();
-        } else if (!strcmp(a, "--unix"))
-            unix_path = NEXT();
-        else if (!strcmp(a, "--pin"))
+        if (parse_common_arg(argc, argv, &i, &cert, &key))
+            continue;
+#define NEXT() next_arg(argc, argv, &i)
+        if (!strcmp(a, "--pin"))
             pin = parse_num(NEXT(), "--pin");
         else if (!strcmp(a, "--idle"))
             idle = parse_num(NEXT(), "--idle");
@@ -231,11 +154,7 @@ int main(int argc, char **argv)
 #undef NEXT
     }
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_term;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    stop_on_term_signals();
     signal(SIGPIPE, SIG_IGN);
 
     int proto = XS_PROTO_SMUX | (cert ? XS_PROTO_TLS : 0);
@@ -243,10 +162,7 @@ int main(int argc, char **argv)
     if (lsid < 0)
         die("xs_socket: %s (%s)", strerror(errno), xs_last_error());
 
-    if (cert) {
-        set_text(lsid, XS_SOL_TLS, XS_TLS_CERT_FILE, "XS_TLS_CERT_FILE", cert);
-        set_text(lsid, XS_SOL_TLS, XS_TLS_KEY_FILE, "XS_TLS_KEY_FILE", key);
-    }
+    set_tls_files(lsid, cert, key);
     if (pin >= 0)
         set_int(lsid, XS_SOL_SMUX, XS_SMUX_PIN_INTERVAL, "XS_SMUX_PIN_INTERVAL", (int)pin);
     if (idle >= 0)
@@ -258,62 +174,6 @@ int main(int argc, char **argv)
     if (backlog >= 0)
         set_int(lsid, XS_SOL_SMUX, XS_SMUX_ACCEPT_BACKLOG, "XS_SMUX_ACCEPT_BACKLOG", (int)backlog);
 
-    if (unix_path) {
-        struct sockaddr_un sun;
-        memset(&sun, 0, sizeof sun);
-        sun.sun_family = AF_UNIX;
-        if (strlen(unix_path) >= sizeof sun.sun_path)
-            die("--unix path too long: %s", unix_path);
-        strcpy(sun.sun_path, unix_path);
-        if (xs_bind(lsid, (struct sockaddr *)&sun, sizeof sun) < 0)
-            die("xs_bind %s: %s (%s)", unix_path, strerror(errno), xs_last_error());
-    } else {
-        struct sockaddr_in sin;
-        memset(&sin, 0, sizeof sin);
-        sin.sin_family = AF_INET;
-        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        int one = 1;
-        xs_setsockopt(lsid, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (xs_bind(lsid, (struct sockaddr *)&sin, sizeof sin) < 0)
-            die("xs_bind 127.0.0.1:0: %s (%s)", strerror(errno), xs_last_error());
-    }
-    if (xs_listen(lsid, 128) < 0)
-        die("xs_listen: %s (%s)", strerror(errno), xs_last_error());
-
-    if (unix_path) {
-        printf("unix %s\n", unix_path);
-    } else {
-        struct sockaddr_in sin;
-        socklen_t len = sizeof sin;
-        if (xs_getsockname(lsid, (struct sockaddr *)&sin, &len) < 0)
-            die("xs_getsockname: %s (%s)", strerror(errno), xs_last_error());
-        printf("port %d\n", ntohs(sin.sin_port));
-    }
-    fflush(stdout);
-
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_t t;
-    if (pthread_create(&t, &attr, stdin_watch, NULL) != 0)
-        die("pthread_create: %s", strerror(errno));
-
-    for (;;) {
-        int sid = xs_accept(lsid, NULL, NULL);
-        if (sid < 0) {
-            int e = errno;
-            logmsg("xs_accept failed: errno %d (%s): %s", e, errno_name(e), xs_last_error());
-            if (e == EBADF || e == EINVAL)
-                die("listener unusable");
-            if (e == EMFILE || e == ENFILE)
-                usleep(100 * 1000);
-            continue;
-        }
-        logmsg("session %d accepted", sid);
-        int rc = pthread_create(&t, &attr, session_thread, (void *)(intptr_t)sid);
-        if (rc != 0) {
-            logmsg("pthread_create: %s", strerror(rc));
-            xs_close(sid);
-        }
-    }
+    listen_and_announce(lsid);
+    serve_forever(lsid, session_thread, errno_name, "session");
 }

@@ -28,43 +28,17 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <arpa/inet.h>
 
-#include "xsocket.h"
+#define ECHO_SERVER_NAME "ws_echo_server"
+#include "../common/echo_server.h"
 
 #define DEFAULT_MAX_MESSAGE (16u * 1024 * 1024)
 
 static int use_stream;
 static size_t max_message = DEFAULT_MAX_MESSAGE;
-static const char *unix_path;
-
-static void __attribute__((format(printf, 1, 2))) logmsg(const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "ws_echo_server: %s\n", line);
-}
-
-static void __attribute__((noreturn, format(printf, 1, 2))) die(const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "ws_echo_server: %s\n", line);
-    exit(1);
-}
 
 static void usage(void)
 {
@@ -72,28 +46,6 @@ static void usage(void)
                     "[--fragment N] [--max-message N] [--path P] [--origins LIST] "
                     "[--subprotocols LIST]\n");
     exit(2);
-}
-
-static long parse_num(const char *s, const char *what)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *s == '\0' || *end != '\0' || v < 0 || v > INT32_MAX)
-        die("bad number for %s: '%s'", what, s);
-    return v;
-}
-
-static void set_text(int sid, int level, int opt, const char *name, const char *value)
-{
-    if (xs_setsockopt(sid, level, opt, value, (socklen_t)strlen(value)) < 0)
-        die("setsockopt %s '%s': %s (%s)", name, value, strerror(errno), xs_last_error());
-}
-
-static void set_int(int sid, int level, int opt, const char *name, int value)
-{
-    if (xs_setsockopt(sid, level, opt, &value, sizeof value) < 0)
-        die("setsockopt %s %d: %s (%s)", name, value, strerror(errno), xs_last_error());
 }
 
 static void log_err(int sid, const char *what)
@@ -209,28 +161,6 @@ static void *conn_thread(void *arg)
     return NULL;
 }
 
-static void *stdin_watch(void *arg)
-{
-    (void)arg;
-    char b[256];
-    for (;;) {
-        ssize_t n = read(0, b, sizeof b);
-        if (n == 0 || (n < 0 && errno != EINTR))
-            break;
-    }
-    if (unix_path)
-        unlink(unix_path);
-    _exit(0);
-}
-
-static void on_term(int sig)
-{
-    (void)sig;
-    if (unix_path)
-        unlink(unix_path);
-    _exit(0);
-}
-
 int main(int argc, char **argv)
 {
     int raw = 0, fragment = -1;
@@ -239,16 +169,13 @@ int main(int argc, char **argv)
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-#define NEXT() (i + 1 < argc ? argv[++i] : (usage(), ""))
+        if (parse_common_arg(argc, argv, &i, &cert, &key))
+            continue;
+#define NEXT() next_arg(argc, argv, &i)
         if (!strcmp(a, "--raw"))
             raw = 1;
         else if (!strcmp(a, "--stream"))
             use_stream = 1;
-        else if (!strcmp(a, "--tls")) {
-            cert = NEXT();
-            key = NEXT();
-        } else if (!strcmp(a, "--unix"))
-            unix_path = NEXT();
         else if (!strcmp(a, "--fragment"))
             fragment = (int)parse_num(NEXT(), "--fragment");
         else if (!strcmp(a, "--max-message"))
@@ -266,11 +193,7 @@ int main(int argc, char **argv)
     if (max >= 0)
         max_message = (size_t)max;
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_term;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    stop_on_term_signals();
 
     int proto = (raw ? XS_PROTO_WS_RAW : XS_PROTO_WS) | (cert ? XS_PROTO_TLS : 0);
     int type = use_stream ? SOCK_STREAM : SOCK_SEQPACKET;
@@ -278,10 +201,7 @@ int main(int argc, char **argv)
     if (lsid < 0)
         die("xs_socket: %s (%s)", strerror(errno), xs_last_error());
 
-    if (cert) {
-        set_text(lsid, XS_SOL_TLS, XS_TLS_CERT_FILE, "XS_TLS_CERT_FILE", cert);
-        set_text(lsid, XS_SOL_TLS, XS_TLS_KEY_FILE, "XS_TLS_KEY_FILE", key);
-    }
+    set_tls_files(lsid, cert, key);
     if (fragment >= 0)
         set_int(lsid, XS_SOL_WS, XS_WS_FRAGMENT_SIZE, "XS_WS_FRAGMENT_SIZE", fragment);
     if (max >= 0)
@@ -293,61 +213,6 @@ int main(int argc, char **argv)
     if (subprotocols)
         set_text(lsid, XS_SOL_WS, XS_WS_SUBPROTOCOLS, "XS_WS_SUBPROTOCOLS", subprotocols);
 
-    if (unix_path) {
-        struct sockaddr_un sun;
-        memset(&sun, 0, sizeof sun);
-        sun.sun_family = AF_UNIX;
-        if (strlen(unix_path) >= sizeof sun.sun_path)
-            die("--unix path too long: %s", unix_path);
-        strcpy(sun.sun_path, unix_path);
-        if (xs_bind(lsid, (struct sockaddr *)&sun, sizeof sun) < 0)
-            die("xs_bind %s: %s (%s)", unix_path, strerror(errno), xs_last_error());
-    } else {
-        struct sockaddr_in sin;
-        memset(&sin, 0, sizeof sin);
-        sin.sin_family = AF_INET;
-        sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        int one = 1;
-        xs_setsockopt(lsid, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (xs_bind(lsid, (struct sockaddr *)&sin, sizeof sin) < 0)
-            die("xs_bind 127.0.0.1:0: %s (%s)", strerror(errno), xs_last_error());
-    }
-    if (xs_listen(lsid, 128) < 0)
-        die("xs_listen: %s (%s)", strerror(errno), xs_last_error());
-
-    if (unix_path) {
-        printf("unix %s\n", unix_path);
-    } else {
-        struct sockaddr_in sin;
-        socklen_t len = sizeof sin;
-        if (xs_getsockname(lsid, (struct sockaddr *)&sin, &len) < 0)
-            die("xs_getsockname: %s (%s)", strerror(errno), xs_last_error());
-        printf("port %d\n", ntohs(sin.sin_port));
-    }
-    fflush(stdout);
-
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_t t;
-    if (pthread_create(&t, &attr, stdin_watch, NULL) != 0)
-        die("pthread_create: %s", strerror(errno));
-
-    for (;;) {
-        int sid = xs_accept(lsid, NULL, NULL);
-        if (sid < 0) {
-            int e = errno;
-            logmsg("xs_accept failed: errno %d (%s): %s", e, strerror(e), xs_last_error());
-            if (e == EBADF || e == EINVAL)
-                die("listener unusable");
-            if (e == EMFILE || e == ENFILE)
-                usleep(100 * 1000);
-            continue;
-        }
-        int rc = pthread_create(&t, &attr, conn_thread, (void *)(intptr_t)sid);
-        if (rc != 0) {
-            logmsg("pthread_create: %s", strerror(rc));
-            xs_close(sid);
-        }
-    }
+    listen_and_announce(lsid);
+    serve_forever(lsid, conn_thread, NULL, NULL);
 }
