@@ -1857,6 +1857,37 @@ SCENARIO(bad_arguments) {
 }
 
 /* SMUX_ONLY=name[,name...] runs only those scenarios (for debugging). */
+/* XS_SO_NOTIFY_FD on a stream: the eventfd becomes readable when data arrives while
+ * no thread is inside the session, and when the peer closes the stream. */
+SCENARIO(notify_fd) {
+    struct sess x;
+    int a = -1, b = -1;
+    if (sess_open(&x, AF_INET, 0) < 0 || stream_open(&x, &a, &b) < 0) goto out;
+    int efd = -1;
+    socklen_t len = sizeof efd;
+    XS_PASS(xs_getsockopt(b, XS_SOL_XSOCKET, XS_SO_NOTIFY_FD, &efd, &len));
+    CHECK(efd >= 0);
+    if (efd < 0) goto out;
+    uint64_t count;
+    struct pollfd pfd = {.fd = efd, .events = POLLIN};
+    CHECK(poll(&pfd, 1, GUARD_MS) == 1); /* signalled once at the start */
+    CHECK(read(efd, &count, sizeof count) == (ssize_t)sizeof count);
+    XS_PASS(xs_send(a, "ping", 4, 0));
+    pfd.revents = 0;
+    CHECKF(poll(&pfd, 1, 1000 * slow_factor()) == 1, "no notification for data");
+    CHECK(read(efd, &count, sizeof count) == (ssize_t)sizeof count);
+    char buf[8];
+    CHECK(xs_recv(b, buf, sizeof buf, MSG_DONTWAIT) == 4 && memcmp(buf, "ping", 4) == 0);
+    XS_PASS(xs_shutdown(a, SHUT_WR));
+    pfd.revents = 0;
+    CHECKF(poll(&pfd, 1, 1000 * slow_factor()) == 1, "no notification for the peer's FIN");
+    CHECK(xs_recv(b, buf, sizeof buf, MSG_DONTWAIT) == 0);
+out:
+    if (a >= 0) xs_close(a);
+    if (b >= 0) xs_close(b);
+    sess_close(&x);
+}
+
 static int selected(const char *name) {
     const char *only = getenv("SMUX_ONLY");
     if (!only || !*only) return 1;
@@ -1893,6 +1924,7 @@ int main(void) {
     RUN(idle_timeout);
     RUN(pin);
     RUN(bad_arguments);
+    RUN(notify_fd);
     free(pat_tab);
     cert_remove_all();
     return harness_finish();

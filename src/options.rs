@@ -41,8 +41,12 @@ pub(crate) fn get(socket: &Arc<Socket>, name: i32) -> Result<i32> {
         XS_SO_CONNECT_TIMEOUT => Ok(i32::try_from(socket.connect_timeout_ms()).unwrap_or(i32::MAX)),
         XS_SO_NOTIFY_FD => {
             let (fd, new) = socket.make_notify()?;
-            if new {
-                reactor::handle()?.attend(socket);
+            match socket.smux().filter(|s| s.is_stream()) {
+                // A stream shares its session's kernel socket: the session signals it.
+                Some(smux) if new => smux.watch_notify(fd),
+                Some(_) => {}
+                None if new => reactor::handle()?.attend(socket),
+                None => {}
             }
             Ok(fd)
         }

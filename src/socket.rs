@@ -844,7 +844,8 @@ impl Socket {
     /// Whether the event thread should watch the kernel socket: for the notification
     /// fd, or to move an smux session on while no thread does.
     pub(crate) fn wants_events(&self) -> bool {
-        self.notify().is_some() || self.smux.as_ref().is_some_and(|s| s.is_session())
+        let stream = self.is_stream();
+        (self.notify().is_some() && !stream) || self.smux.as_ref().is_some_and(|s| s.is_session())
     }
 
     /// From the event thread: the kernel socket became readable or writable.

@@ -118,6 +118,9 @@ struct State {
     last_input: Instant,
     /// When the next PIN is due, once PINs go out.
     next_pin: Option<Instant>,
+    /// Streams' notification eventfds (`XS_SO_NOTIFY_FD`), signalled when the
+    /// stream changes; each is removed when its stream is closed, before it is.
+    notifiers: Vec<(StreamKey, i32)>,
     /// Closed here: what was queued before still goes out (see `SmuxLayer::close`).
     draining: bool,
     /// Writers waiting for their turn at the output, in order (see `send`).
@@ -158,6 +161,9 @@ impl State {
             self.failure = Some((errno, detail));
             for (_, waker) in &self.waiters {
                 waker.signal();
+            }
+            for (_, notify) in &self.notifiers {
+                signal_fd(*notify);
             }
         }
     }
@@ -250,6 +256,9 @@ impl State {
         self.flush(transport);
         for key in self.core.take_changed() {
             self.wake(key);
+            for (_, notify) in self.notifiers.iter().filter(|(k, _)| *k == key) {
+                signal_fd(*notify);
+            }
         }
         drained
     }
@@ -267,6 +276,7 @@ impl SmuxSession {
             turns: VecDeque::new(),
             next_turn: 0,
             draining: false,
+            notifiers: Vec::new(),
         };
         Self { state: Mutex::new(state), options }
     }
@@ -363,6 +373,13 @@ impl SmuxSession {
         }
         outcome
     }
+}
+
+/// Makes a notification eventfd readable.
+fn signal_fd(fd: i32) {
+    // SAFETY: the stream owning this eventfd takes it out of the list before it
+    // closes it (see `SmuxLayer::close`), so the number is still its own here.
+    sys::eventfd_signal(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) });
 }
 
 /// Ends a closed session's connection: close_notify on TLS, then both directions.
@@ -632,6 +649,7 @@ impl SmuxLayer {
                 state.core.release(*key);
                 state.flush(transport);
                 state.wake(*key);
+                state.notifiers.retain(|(k, _)| k != key);
                 false
             }
             None => {
@@ -719,6 +737,16 @@ impl SmuxLayer {
                 break;
             }
         }
+    }
+
+    /// `XS_SO_NOTIFY_FD` on a stream: its eventfd is signalled when the session's
+    /// pumps change the stream (the connection's own events are the session's).
+    pub(crate) fn watch_notify(&self, fd: i32) {
+        let (Some(session), Some((key, _))) = (self.session.get(), &self.stream) else { return };
+        let mut state = session.lock();
+        state.notifiers.push((*key, fd));
+        // The application may have missed what came before.
+        signal_fd(fd);
     }
 
     /// After `xs_poll`: the polling thread no longer waits here.
