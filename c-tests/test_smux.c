@@ -1003,12 +1003,17 @@ SCENARIO(peek_dontwait_timeouts) {
     XS_PASS(nonblock(a1));
     XS_FAIL(xs_recv(a1, buf, sizeof buf, 0), EAGAIN);
     XS_PASS(xs_fcntl(a1, F_SETFL, 0));
-    /* xs_sendmsg works; xs_recvmsg is not supported on smux sids. */
+    /* xs_sendmsg gathers, xs_recvmsg scatters. */
     struct iovec iov[2] = {{(void *)"ab", 2}, {(void *)"cd", 2}};
     struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
     CHECK(XS_PASS(xs_sendmsg(b1, &mh, 0)) == 4);
     CHECK(recv_full(a1, buf, 4) == 4 && memcmp(buf, "abcd", 4) == 0);
-    XS_FAIL(xs_recvmsg(a1, &mh, MSG_DONTWAIT), EOPNOTSUPP);
+    XS_FAIL(xs_recvmsg(a1, &mh, MSG_DONTWAIT), EAGAIN);
+    XS_PASS(xs_send(b1, "wxyz", 4, 0));
+    char r1[3] = {0}, r2[3] = {0};
+    struct iovec riov[2] = {{r1, 1}, {r2, 3}};
+    struct msghdr rmh = {.msg_iov = riov, .msg_iovlen = 2};
+    CHECK(XS_PASS(xs_recvmsg(a1, &rmh, 0)) == 4 && r1[0] == 'w' && memcmp(r2, "xyz", 3) == 0);
     /* A 150 ms SO_RCVTIMEO on a1 while a thread waits on a2 (GUARD_MS). */
     XS_PASS(set_timeout_ms(&XS, a1, SO_RCVTIMEO, 150));
     struct timeval tv;

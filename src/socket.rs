@@ -874,13 +874,9 @@ impl Socket {
             // SAFETY: the caller's contract.
             return unsafe { self.recv_message(buf, len, flags) }.map(|(n, _)| n as isize);
         }
-        if let Some(smux) = &self.smux {
-            // SAFETY: the caller's contract; the layer writes the bytes itself.
-            let buf = unsafe { user_bytes_mut(buf, len) }?;
-            let dont_wait = self.is_nonblocking() || flags & libc::MSG_DONTWAIT != 0;
-            let deadline = self.timeout_deadline(libc::SO_RCVTIMEO)?;
-            let peek = flags & libc::MSG_PEEK != 0;
-            return smux.recv(self, buf, peek, dont_wait, deadline).map(|n| n as isize);
+        if self.smux.is_some() {
+            // SAFETY: the caller's contract.
+            return unsafe { self.recv_message(buf, len, flags) }.map(|(n, _)| n as isize);
         }
         if let Some(tls) = &self.tls {
             // SAFETY: the caller's contract; TLS writes the plaintext itself.
@@ -895,8 +891,9 @@ impl Socket {
         })
     }
 
-    /// Receives from a message layer (WebSocket): the count as `recv` returns it, and
-    /// the `msg_flags` for `recvmsg` (`MSG_TRUNC`, `MSG_EOR`, `XS_MSG_TEXT`).
+    /// Receives from a layer (a WebSocket, or an smux stream): the count as `recv`
+    /// returns it, and the `msg_flags` for `recvmsg` (WebSocket: `MSG_TRUNC`,
+    /// `MSG_EOR`, `XS_MSG_TEXT`; smux: none).
     ///
     /// # Safety
     /// `buf` must be NULL or point to `len` writable bytes.
@@ -906,10 +903,15 @@ impl Socket {
         len: usize,
         flags: i32,
     ) -> Result<(usize, i32)> {
-        let ws = self.ws.as_deref().ok_or_else(|| Error::errno("recv", libc::EOPNOTSUPP))?;
         // SAFETY: the caller's contract; the layer writes the bytes itself.
         let buf = unsafe { user_bytes_mut(buf, len) }?;
         let dont_wait = self.is_nonblocking() || flags & libc::MSG_DONTWAIT != 0;
+        if let Some(smux) = &self.smux {
+            let deadline = self.timeout_deadline(libc::SO_RCVTIMEO)?;
+            let peek = flags & libc::MSG_PEEK != 0;
+            return smux.recv(self, buf, peek, dont_wait, deadline).map(|n| (n, 0));
+        }
+        let ws = self.ws.as_deref().ok_or_else(|| Error::errno("recv", libc::EOPNOTSUPP))?;
         ws.recv(self, buf, flags, dont_wait)
     }
 
@@ -990,10 +992,7 @@ impl Socket {
     /// # Safety
     /// `msg` is passed to the kernel as given; the kernel checks it.
     pub(crate) unsafe fn recv_msg(&self, msg: *mut libc::msghdr, flags: i32) -> Result<isize> {
-        if self.smux.is_some() {
-            return Err(Error::errno("recvmsg on an smux socket (use xs_recv)", libc::EOPNOTSUPP));
-        }
-        if self.ws.is_some() {
+        if self.ws.is_some() || self.smux.is_some() {
             // SAFETY: the caller's contract.
             return unsafe { self.recv_msg_layered(msg, flags) };
         }
@@ -1007,7 +1006,7 @@ impl Socket {
         })
     }
 
-    /// `recvmsg` on a message layer: one receive scattered over the iovecs, with
+    /// `recvmsg` on a layer (WebSocket, smux): one receive scattered over the iovecs, with
     /// `msg_flags` from the layer; no address or control data.
     unsafe fn recv_msg_layered(&self, msg: *mut libc::msghdr, flags: i32) -> Result<isize> {
         if msg.is_null() {

@@ -199,7 +199,7 @@ pub const XS_WS_RECV_TEXT: c_int = 25;
 /// `ECONNRESET`, the peer's streams read 0 after the data. A connection lost
 /// otherwise makes every stream's `xs_recv` return what was received and then fail
 /// with `ECONNRESET`.
-/// `xs_recvmsg` is not supported on streams (`EOPNOTSUPP`). A send bounded by `SO_SNDTIMEO` returns the bytes handed to the
+/// A send bounded by `SO_SNDTIMEO` returns the bytes handed to the
 /// connection so far (they will arrive) and `EAGAIN` only when there were none.
 pub const XS_PROTO_SMUX: c_int = 0x800;
 
