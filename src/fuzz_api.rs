@@ -68,7 +68,7 @@ fn decode(role: Role, max_message: u64, bytes: &[u8], cuts: &[usize], max_data: 
             let before = buf.len();
             match decoder.step(&mut buf, max_data) {
                 Ok(Step::NeedMore) => break,
-                Ok(Step::Data { consumed, start, end, text, last }) => {
+                Ok(Step::Data { consumed, start, end, text, last, .. }) => {
                     assert!(start <= end && end <= consumed && consumed <= before, "data step");
                     assert!(consumed > 0, "a data step must consume something");
                     assert!(end - start <= max_data.max(1), "more payload than asked for");

@@ -108,7 +108,7 @@ fn xs_encode(payload: &[u8], wire: &mut Vec<u8>) {
 /// xsocket, server side: one decoder step over the whole frame; the payload's range.
 fn xs_decode(decoder: &mut Decoder, wire: &mut [u8]) -> (usize, usize) {
     match decoder.step(wire, usize::MAX) {
-        Ok(Step::Data { consumed, start, end, text: false, last: true })
+        Ok(Step::Data { consumed, start, end, text: false, last: true, .. })
             if consumed == wire.len() =>
         {
             (start, end)

@@ -182,8 +182,11 @@ impl Conn {
     /// A connection whose frames start at once (Raw-WS, or after the handshake).
     pub(crate) fn new(config: ConnConfig, now: Instant) -> Self {
         let heartbeat = config.heartbeat.map(|c| Heartbeat::new(c, now));
+        let mut decoder = Decoder::new(config.role, config.max_message);
+        // Binary payload is unmasked as it is copied out.
+        decoder.keep_binary_masked();
         Self {
-            decoder: Decoder::new(config.role, config.max_message),
+            decoder,
             config,
             input: Buffer::default(),
             output: Buffer::default(),
@@ -300,7 +303,12 @@ impl Conn {
     /// to the caller in one copy. Records how much input that takes.
     fn wait_for_whole_frame(&mut self) -> bool {
         self.frame_wanted = 0;
-        if !self.config.messages || !self.assembling.is_empty() || self.eof {
+        // Only between frames: inside one, the input starts with payload.
+        if !self.config.messages
+            || !self.assembling.is_empty()
+            || self.eof
+            || self.decoder.in_frame()
+        {
             return false;
         }
         let Ok(Some((header, size))) = Header::parse(self.input.pending()) else { return false };
@@ -451,19 +459,21 @@ impl Conn {
                     return Err(self.fail(libc::ECONNRESET, detail.into()));
                 }
                 Step::NeedMore => return Ok(None),
-                Step::Data { consumed, start, end, text, last } => {
+                Step::Data { consumed, start, end, text, last, mask } => {
                     let data = &self.input.pending()[start..end];
                     if self.config.messages {
                         if self.assembling.is_empty() && last && !peek {
                             // The whole message is here: straight to the caller.
                             let copied = data.len().min(buf.len());
-                            buf[..copied].copy_from_slice(&data[..copied]);
+                            copy_unmasked(&mut buf[..copied], &data[..copied], mask);
                             let full = data.len();
                             self.input.consume(consumed);
                             self.last_text = text;
                             return Ok(Some(Received::Bytes { copied, full, text, last }));
                         }
-                        self.assembling.extend_from_slice(data);
+                        let at = self.assembling.len();
+                        self.assembling.resize(at + data.len(), 0);
+                        copy_unmasked(&mut self.assembling[at..], data, mask);
                         self.input.consume(consumed);
                         if last {
                             let data = std::mem::take(&mut self.assembling);
@@ -472,11 +482,13 @@ impl Conn {
                     } else if data.is_empty() {
                         self.input.consume(consumed);
                     } else if peek {
-                        self.held = Some(Held { data: data.to_vec(), text, last });
+                        let mut copy = vec![0; data.len()];
+                        copy_unmasked(&mut copy, data, mask);
+                        self.held = Some(Held { data: copy, text, last });
                         self.input.consume(consumed);
                     } else {
                         let copied = data.len();
-                        buf[..copied].copy_from_slice(data);
+                        copy_unmasked(&mut buf[..copied], data, mask);
                         self.input.consume(consumed);
                         self.last_text = text;
                         // A message may end with an empty final frame: if it is here,
@@ -630,6 +642,15 @@ impl Conn {
                 Err(self.fail(libc::ETIMEDOUT, detail))
             }
         }
+    }
+}
+
+/// Copies payload to its destination, unmasking it on the way when it is still
+/// masked (one pass instead of two).
+fn copy_unmasked(dst: &mut [u8], src: &[u8], mask: Option<([u8; 4], usize)>) {
+    match mask {
+        Some((key, offset)) => frame::copy_masked(dst, src, key, offset),
+        None => dst.copy_from_slice(src),
     }
 }
 
@@ -817,6 +838,32 @@ mod tests {
         assert_eq!(recv(&mut server, 100).map(|(d, _)| d), Some(b"second".to_vec()));
         assert_eq!(server.input.len(), 0);
         assert_eq!(recv(&mut server, 100), None);
+    }
+
+    #[test]
+    fn payload_that_looks_like_a_header_is_not_waited_for() {
+        // A first fragment whose header came alone: the decoder is inside the frame
+        // when its payload arrives, and that payload (as it is on the wire: a final
+        // binary header of 65535 bytes) must not be taken for a frame to wait for.
+        let key = [0x11, 0x22, 0x33, 0x44];
+        let wire = [0x82, 0x7E, 0xFF, 0xFF, 1, 2, 3, 4];
+        let mut message = wire.to_vec();
+        frame::apply_mask(&mut message, key, 0);
+        let header =
+            Header { fin: false, rsv: 0, opcode: frame::OP_BINARY, mask: Some(key), len: 8 };
+        let mut head = [0u8; frame::MAX_HEADER];
+        let n = header.encode(&mut head);
+        let mut last = [0u8; frame::MAX_HEADER];
+        let tail =
+            Header { fin: true, rsv: 0, opcode: frame::OP_CONTINUATION, mask: Some(key), len: 0 };
+        let m = tail.encode(&mut last);
+        let (_, mut server) = pair(true);
+        read_in(&mut server, &head[..n]);
+        assert_eq!(recv(&mut server, 100), None);
+        read_in(&mut server, &wire);
+        read_in(&mut server, &last[..m]);
+        let (data, _) = recv(&mut server, 100).expect("the whole message is in");
+        assert_eq!(data, message);
     }
 
     #[test]

@@ -57,6 +57,9 @@ pub(crate) enum Step {
         text: bool,
         /// Whether these bytes end the message.
         last: bool,
+        /// With [`Decoder::keep_binary_masked`]: the masking key and the position of
+        /// the first byte, when binary payload is still masked (unmask while copying).
+        mask: Option<([u8; 4], usize)>,
     },
     /// A whole control frame; its payload is `input[start..end]`.
     Control {
@@ -98,6 +101,8 @@ pub(crate) struct Decoder {
     max_message: u64,
     frame: Option<FrameInProgress>,
     message: Option<MessageInProgress>,
+    /// Leave binary payload masked (see [`Step::Data`]'s `mask`).
+    keep_masked: bool,
 }
 
 /// Whether a close code may appear in a close frame (RFC 6455 §7.4).
@@ -108,7 +113,20 @@ pub(crate) fn close_code_allowed(code: u16) -> bool {
 impl Decoder {
     /// A decoder for `role` that refuses messages over `max_message` bytes.
     pub(crate) fn new(role: Role, max_message: u64) -> Self {
-        Self { role, max_message, frame: None, message: None }
+        Self { role, max_message, frame: None, message: None, keep_masked: false }
+    }
+
+    /// Whether a frame's payload is partly taken (the input then starts with
+    /// payload, not a header).
+    pub(crate) fn in_frame(&self) -> bool {
+        self.frame.is_some()
+    }
+
+    /// Leaves binary payload masked, for a caller that unmasks while it copies (one
+    /// pass over the bytes instead of two). Text is still unmasked in place, to be
+    /// checked as UTF-8.
+    pub(crate) fn keep_binary_masked(&mut self) {
+        self.keep_masked = true;
     }
 
     /// Decodes the next step from `input`, returning at most `max_data` payload bytes
@@ -223,14 +241,28 @@ impl Decoder {
             self.frame = Some(frame);
             // A header alone still moves the decoder on.
             return Ok(if at > 0 {
-                Step::Data { consumed: at, start: at, end: at, text: self.text(), last: false }
+                Step::Data {
+                    consumed: at,
+                    start: at,
+                    end: at,
+                    text: self.text(),
+                    last: false,
+                    mask: None,
+                }
             } else {
                 Step::NeedMore
             });
         }
         let payload = &mut input[at..at + n];
+        let text = self.text();
+        let offset = (frame.done % 4) as usize;
+        let mut left_masked = None;
         if let Some(key) = frame.mask {
-            frame::apply_mask(payload, key, (frame.done % 4) as usize);
+            if self.keep_masked && !text {
+                left_masked = Some((key, offset));
+            } else {
+                frame::apply_mask(payload, key, offset);
+            }
         }
         frame.remaining -= n as u64;
         frame.done += n as u64;
@@ -238,14 +270,13 @@ impl Decoder {
         if message.text {
             message.utf8.feed(payload).map_err(|_| Violation::utf8())?;
         }
-        let text = message.text;
         let last = frame.remaining == 0 && frame.fin;
         if last {
             message.utf8.finish().map_err(|_| Violation::utf8())?;
             self.message = None;
         }
         self.frame = (frame.remaining > 0).then_some(frame);
-        Ok(Step::Data { consumed: at + n, start: at, end: at + n, text, last })
+        Ok(Step::Data { consumed: at + n, start: at, end: at + n, text, last, mask: left_masked })
     }
 
     fn text(&self) -> bool {
@@ -316,7 +347,7 @@ mod tests {
             loop {
                 match decoder.step(&mut buf, 3)? {
                     Step::NeedMore => break,
-                    Step::Data { consumed, start, end, text, last } => {
+                    Step::Data { consumed, start, end, text, last, .. } => {
                         message.extend_from_slice(&buf[start..end]);
                         if last {
                             out.push(Out::Message(text, std::mem::take(&mut message)));
