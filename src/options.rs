@@ -21,6 +21,16 @@ fn int_value(value: &[u8]) -> Result<i32> {
     Ok(i32::from_ne_bytes(bytes))
 }
 
+/// Reads a non-negative `int` option value of the option `name` (for its errors).
+pub(crate) fn non_negative_int(value: &[u8], name: &str) -> Result<u32> {
+    let bytes: [u8; 4] = value
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| Error::InvalidArgument(format!("{name} must be an int").into()))?;
+    u32::try_from(i32::from_ne_bytes(bytes))
+        .map_err(|_| Error::InvalidArgument(format!("{name} must be >= 0").into()))
+}
+
 /// Sets an xsocket option from its raw value bytes.
 pub(crate) fn set(socket: &Socket, name: i32, value: &[u8]) -> Result<()> {
     match name {

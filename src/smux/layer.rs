@@ -159,9 +159,7 @@ impl State {
     fn fail(&mut self, errno: i32, detail: String) {
         if self.failure.is_none() {
             self.failure = Some((errno, detail));
-            for (_, waker) in &self.waiters {
-                waker.signal();
-            }
+            self.wake_all();
             for (_, notify) in &self.notifiers {
                 signal_fd(*notify);
             }
@@ -204,9 +202,7 @@ impl State {
         }
         if before >= OUTPUT_HIGH && self.core.output().len() < OUTPUT_HIGH {
             // Writers waiting for room may go on.
-            for (_, waker) in &self.waiters {
-                waker.signal();
-            }
+            self.wake_all();
         }
         pending
     }

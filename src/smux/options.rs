@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::session::SessionConfig;
+use crate::options::non_negative_int;
 use crate::{
     error::{Error, Result},
     ffi::types::*,
@@ -19,17 +20,8 @@ pub(crate) struct SmuxOptions {
     pub(crate) idle_timeout: Duration,
 }
 
-fn int(value: &[u8], name: &str) -> Result<u32> {
-    let bytes: [u8; 4] = value
-        .get(..4)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| Error::InvalidArgument(format!("{name} must be an int").into()))?;
-    u32::try_from(i32::from_ne_bytes(bytes))
-        .map_err(|_| Error::InvalidArgument(format!("{name} must be >= 0").into()))
-}
-
 fn positive(value: &[u8], name: &str, max: u32) -> Result<u32> {
-    match int(value, name)? {
+    match non_negative_int(value, name)? {
         n @ 1.. if n <= max => Ok(n),
         _ => Err(Error::InvalidArgument(format!("{name} must be 1..{max}").into())),
     }
@@ -56,11 +48,11 @@ impl SmuxOptions {
             }
             XS_SMUX_PIN_INTERVAL => {
                 self.pin_interval =
-                    Duration::from_millis(int(value, "XS_SMUX_PIN_INTERVAL")?.into());
+                    Duration::from_millis(non_negative_int(value, "XS_SMUX_PIN_INTERVAL")?.into());
             }
             XS_SMUX_IDLE_TIMEOUT => {
                 self.idle_timeout =
-                    Duration::from_millis(int(value, "XS_SMUX_IDLE_TIMEOUT")?.into());
+                    Duration::from_millis(non_negative_int(value, "XS_SMUX_IDLE_TIMEOUT")?.into());
             }
             _ => return Err(Error::OptionNotSupported { level: XS_SOL_SMUX, name }),
         }

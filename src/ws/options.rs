@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::{handshake, heartbeat::HeartbeatConfig};
+use crate::options::non_negative_int;
 use crate::{
     error::{Error, Result},
     ffi::types::*,
@@ -81,17 +82,8 @@ fn text(value: &[u8]) -> Result<String> {
     Ok(text.trim().to_string())
 }
 
-/// A non-negative `int` option value.
-fn count(value: &[u8], name: &str) -> Result<u32> {
-    let bytes: [u8; 4] = value
-        .get(..4)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| invalid(format!("{name} must be an int")))?;
-    u32::try_from(i32::from_ne_bytes(bytes)).map_err(|_| invalid(format!("{name} must be >= 0")))
-}
-
 fn millis(value: &[u8], name: &str) -> Result<Duration> {
-    Ok(Duration::from_millis(count(value, name)?.into()))
+    Ok(Duration::from_millis(non_negative_int(value, name)?.into()))
 }
 
 /// A comma-separated list of tokens.
@@ -120,20 +112,22 @@ impl WsOptions {
             XS_WS_ALLOWED_ORIGINS => self.allowed_origins = tokens(value)?,
             XS_WS_PING_INTERVAL => self.ping_interval = millis(value, "XS_WS_PING_INTERVAL")?,
             XS_WS_PONG_TIMEOUT => self.pong_timeout = millis(value, "XS_WS_PONG_TIMEOUT")?,
-            XS_WS_MISSED_PONGS => self.missed_pongs = count(value, "XS_WS_MISSED_PONGS")?,
+            XS_WS_MISSED_PONGS => {
+                self.missed_pongs = non_negative_int(value, "XS_WS_MISSED_PONGS")?
+            }
             XS_WS_CLOSE_TIMEOUT => self.close_timeout = millis(value, "XS_WS_CLOSE_TIMEOUT")?,
             XS_WS_FRAGMENT_SIZE => {
-                self.fragment_size = count(value, "XS_WS_FRAGMENT_SIZE")? as usize;
+                self.fragment_size = non_negative_int(value, "XS_WS_FRAGMENT_SIZE")? as usize;
             }
             XS_WS_MAX_MESSAGE => {
-                let max = count(value, "XS_WS_MAX_MESSAGE")?;
+                let max = non_negative_int(value, "XS_WS_MAX_MESSAGE")?;
                 if max == 0 {
                     return Err(invalid("XS_WS_MAX_MESSAGE must be at least 1"));
                 }
                 self.max_message = max.into();
             }
             XS_WS_CLOSE_CODE => {
-                let code = count(value, "XS_WS_CLOSE_CODE")?;
+                let code = non_negative_int(value, "XS_WS_CLOSE_CODE")?;
                 match u16::try_from(code) {
                     Ok(code) if super::decoder::close_code_allowed(code) => self.close_code = code,
                     _ => {
