@@ -1893,6 +1893,80 @@ out:
     sess_close(&x);
 }
 
+/* ===== output left behind while another thread leads ===== */
+
+struct blocked_recv {
+    int sid;
+    long result;
+    pthread_t th;
+};
+
+static void *blocked_recv_run(void *arg) {
+    struct blocked_recv *r = arg;
+    char c;
+    r->result = xs_recv(r->sid, &c, 1, 0);
+    return NULL;
+}
+
+/* One thread blocks in xs_recv on stream 1 (it watches the connection, for input
+ * only); another sends 256 KiB on stream 3 into tiny kernel buffers and returns with
+ * most of it still queued. Once the peer reads, the rest must follow at once (the
+ * connection's writability is not the watching thread's business), not when the
+ * session's idle timer next comes round (5 s). */
+SCENARIO(output_beside_a_leader) {
+    struct sockaddr_storage a;
+    socklen_t alen;
+    int s = -1, st1 = -1, st3 = -1, k = -1;
+    int l = XS_PASS(smux_listener(AF_INET, 0, &a, &alen, 0, 0));
+    if (l < 0) return;
+    k = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(k >= 0);
+    if (k < 0) goto out;
+    int small = 4096;
+    CHECK(setsockopt(k, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) == 0);
+    set_timeout_ms(&KERNEL, k, SO_RCVTIMEO, GUARD_MS);
+    CHECK(connect(k, (struct sockaddr *)&a, alen) == 0);
+    s = XS_PASS(xs_accept(l, NULL, NULL));
+    if (s < 0) goto out;
+    guard(s);
+    XS_PASS(set_int_opt(&XS, s, SOL_SOCKET, SO_SNDBUF, 4096));
+    CHECK(k_frame(k, SYN, 1, 0, NULL, 0) == 0 && k_frame(k, SYN, 3, 0, NULL, 0) == 0);
+    st1 = XS_PASS(xs_accept(s, NULL, NULL));
+    st3 = XS_PASS(xs_accept(s, NULL, NULL));
+    if (st1 < 0 || st3 < 0) goto out;
+    guard(st1);
+    guard(st3);
+    struct blocked_recv r = {.sid = st1};
+    if (pthread_create(&r.th, NULL, blocked_recv_run, &r) != 0) exit(2);
+    msleep(100);
+    size_t n = 256 * KIB;
+    CHECK(send_pattern(st3, 9, 0, n) == 0);
+    long t0 = now_ms();
+    size_t got = 0;
+    int bad = 0;
+    static unsigned char buf[64 * KIB];
+    struct frame f;
+    while (got < n && k_hdr(k, &f) == 1) {
+        if (f.cmd != PSH) continue;
+        if (f.id != 3 || f.len > sizeof buf || k_read(k, buf, f.len) != (long)f.len) break;
+        bad |= !pat_ok(buf, f.len, 9, got);
+        got += f.len;
+    }
+    long took = now_ms() - t0;
+    CHECKF(got == n && !bad, "read %zu of %zu bytes (bad %d)", got, n, bad);
+    CHECKF(took < 1000L * slow_factor(), "the queued bytes took %ld ms", took);
+    /* The blocked reader gets its byte. */
+    CHECK(k_frame(k, PSH, 1, 1, "x", 1) == 0);
+    pthread_join(r.th, NULL);
+    CHECK(r.result == 1);
+out:
+    if (st1 >= 0) xs_close(st1);
+    if (st3 >= 0) xs_close(st3);
+    if (s >= 0) xs_close(s);
+    if (k >= 0) close(k);
+    xs_close(l);
+}
+
 static int selected(const char *name) {
     const char *only = getenv("SMUX_ONLY");
     if (!only || !*only) return 1;
@@ -1930,6 +2004,7 @@ int main(void) {
     RUN(pin);
     RUN(bad_arguments);
     RUN(notify_fd);
+    RUN(output_beside_a_leader);
     free(pat_tab);
     cert_remove_all();
     return harness_finish();

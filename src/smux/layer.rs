@@ -172,6 +172,20 @@ impl State {
         }
     }
 
+    /// A waiting thread leaves: if it watched the connection, or nobody does, the
+    /// first waiter takes over (a wake-up meant for the next leader may have come to
+    /// the thread leaving, which then would not pass it on).
+    fn leave(&mut self, leading: bool) {
+        if leading {
+            self.leader = false;
+        }
+        if !self.leader {
+            if let Some((_, next)) = self.waiters.first() {
+                next.signal();
+            }
+        }
+    }
+
     fn wake(&self, key: StreamKey) {
         for (k, waker) in &self.waiters {
             if *k == key {
@@ -296,37 +310,37 @@ impl SmuxSession {
     ) -> Result<T> {
         let mut leading = false;
         let mut waker: Option<Arc<Waker>> = None;
-        let outcome = loop {
-            let watch = {
+        loop {
+            let (me, transport_events) = {
                 let mut state = self.lock();
-                state.pump(transport);
-                if caller.is_closed() {
-                    break Err(Error::ClosedWhileInUse);
-                }
-                match ready(&mut state) {
-                    Ok(Some(value)) => {
-                        state.flush(transport);
-                        break Ok(value);
+                let finished = 'check: {
+                    state.pump(transport);
+                    if caller.is_closed() {
+                        break 'check Some(Err(Error::ClosedWhileInUse));
                     }
-                    Err(err) => {
-                        state.flush(transport);
-                        break Err(err);
-                    }
-                    Ok(None) => {}
-                }
-                if dont_wait || deadline.is_some_and(|d| Instant::now() >= d) {
-                    break Err(would_block());
-                }
-                let me = match &waker {
-                    Some(w) => Arc::clone(w),
-                    None => match thread_waker() {
-                        Ok(w) => {
-                            waker = Some(Arc::clone(&w));
-                            w
+                    match ready(&mut state) {
+                        Ok(None) => {}
+                        done => {
+                            state.flush(transport);
+                            break 'check done.transpose();
                         }
-                        Err(err) => break Err(err),
-                    },
+                    }
+                    if dont_wait || deadline.is_some_and(|d| Instant::now() >= d) {
+                        break 'check Some(Err(would_block()));
+                    }
+                    if waker.is_none() {
+                        match thread_waker() {
+                            Ok(w) => waker = Some(w),
+                            Err(err) => break 'check Some(Err(err)),
+                        }
+                    }
+                    None
                 };
+                if let Some(outcome) = finished {
+                    state.leave(leading);
+                    return outcome;
+                }
+                let me = Arc::clone(waker.as_ref().expect("made above"));
                 if !leading && !state.leader {
                     state.leader = true;
                     leading = true;
@@ -335,7 +349,6 @@ impl SmuxSession {
                 let output = if state.core.output().is_empty() { 0 } else { libc::POLLOUT };
                 (me, leading.then_some(libc::POLLIN | output))
             };
-            let (me, transport_events) = watch;
             let mut fds = [
                 libc::pollfd { fd: me.fd(), events: libc::POLLIN, revents: 0 },
                 libc::pollfd {
@@ -358,16 +371,7 @@ impl SmuxSession {
             {
                 state.waiters.swap_remove(at);
             }
-        };
-        if leading {
-            let mut state = self.lock();
-            state.leader = false;
-            // Someone else watches the connection now.
-            if let Some((_, next)) = state.waiters.first() {
-                next.signal();
-            }
         }
-        outcome
     }
 }
 
@@ -721,18 +725,21 @@ impl SmuxLayer {
     }
 
     /// From the event thread, when the session's connection became readable or
-    /// writable: moves the session on unless a thread watches it already.
+    /// writable: moves the session on unless a thread watches it already, and
+    /// writes what is queued either way.
     pub(crate) fn on_ready(&self, socket: &Socket) {
         let Some(session) = self.session.get().filter(|_| self.stream.is_none()) else { return };
         if handshake_driven(socket) {
             return;
         }
         let mut state = session.lock();
-        while !state.leader && state.failure.is_none() {
-            if state.pump(socket) {
-                break;
-            }
+        if state.leader {
+            // The leader may watch for input only: what other threads left queued
+            // goes out now that the connection takes it.
+            state.flush(socket);
+            return;
         }
+        while state.failure.is_none() && !state.pump(socket) {}
     }
 
     /// `XS_SO_NOTIFY_FD` on a stream: its eventfd is signalled when the session's
