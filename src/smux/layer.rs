@@ -186,6 +186,14 @@ impl State {
         }
     }
 
+    /// A writer's place at the end of the line for the output (see `SmuxLayer::send`).
+    fn line_up(&mut self) -> u64 {
+        let turn = self.next_turn;
+        self.next_turn += 1;
+        self.turns.push_back(turn);
+        turn
+    }
+
     fn wake(&self, key: StreamKey) {
         for (k, waker) in &self.waiters {
             if *k == key {
@@ -564,10 +572,7 @@ impl SmuxLayer {
                 let mine = turn.is_some_and(|t| state.turns.front() == Some(&t));
                 if state.core.output().len() >= OUTPUT_HIGH || !(state.turns.is_empty() || mine) {
                     if turn.is_none() {
-                        let t = state.next_turn;
-                        state.next_turn += 1;
-                        state.turns.push_back(t);
-                        turn = Some(t);
+                        turn = Some(state.line_up());
                     }
                     break;
                 }
@@ -579,7 +584,11 @@ impl SmuxLayer {
                 sent += n;
                 state.flush(transport);
                 if !state.turns.is_empty() {
-                    // Others wait: the next in line goes.
+                    // Others wait: the next in line goes, and this writer lines up
+                    // behind them (whoever takes a turn with others in line wakes them).
+                    if sent < data.len() {
+                        turn = Some(state.line_up());
+                    }
                     state.wake_all();
                     break;
                 }

@@ -243,10 +243,12 @@ class Stream:
                 if self.local_fin or s.dead:
                     return
                 self.local_fin = True
+                # Counted before it goes out: a test may see the stream released
+                # (and the peer act on the FIN) before _sendall returns.
+                s.fins_out += 1
                 if self.peer_fin:
                     s._release(self)
             s._sendall(header(FIN, self.id))
-            s.fins_out += 1
 
 
 class Session:
@@ -617,13 +619,13 @@ class Session:
                     self._release(stream)        # the answer to our FIN
                 elif self.answer_fin:
                     stream.local_fin = True      # Go: answer at once, from the read loop
+                    self.fins_out += 1           # counted before it goes out (see _fin)
                     self._release(stream)
                     reply = True
                 self._cond.notify_all()
             if reply:
                 try:
                     self._sendall(header(FIN, sid))
-                    self.fins_out += 1
                 except OSError:
                     pass
 

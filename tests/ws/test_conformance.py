@@ -60,7 +60,9 @@ class EchoServer:
         env = dict(os.environ)
         lib = str(ROOT / "target" / "release")
         env["LD_LIBRARY_PATH"] = lib + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
-        self.log = tempfile.TemporaryFile()
+        # Append mode: the server writes at the end whatever offset our reads
+        # (seek + read on the shared file description) leave behind.
+        self.log = tempfile.TemporaryFile(mode="a+b")
         self.proc = subprocess.Popen([server_binary(), *self.args], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.log, env=env,
                                      start_new_session=True)
