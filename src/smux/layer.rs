@@ -585,8 +585,9 @@ impl SmuxLayer {
                 state.flush(transport);
                 if !state.turns.is_empty() {
                     // Others wait: the next in line goes, and this writer lines up
-                    // behind them (whoever takes a turn with others in line wakes them).
-                    if sent < data.len() {
+                    // behind them (whoever takes a turn with others in line wakes
+                    // them), unless its window closed: then the peer's CFM wakes it.
+                    if n > 0 && sent < data.len() {
                         turn = Some(state.line_up());
                     }
                     state.wake_all();
