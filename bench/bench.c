@@ -73,7 +73,7 @@
  *
  * Environment: BENCH_QUICK=1 scales everything down for a smoke run (a few seconds);
  * BENCH_ROUNDS=n sets the rounds per row (default 5, quick 3); BENCH_CPUS as above;
- * BENCH_SMUX_ONLY=1 runs the smux rows alone.
+ * BENCH_SMUX_ONLY=1 runs the smux rows alone, BENCH_WS_ONLY=1 the WebSocket rows alone.
  *
  * Build and run:  make bench
  */
@@ -2037,7 +2037,8 @@ int main(void) {
         printf("total time %.1f s\n", (double)(now_ns() - t_start) / 1e9);
         return 0;
     }
-    for (int t = 0; t < N_TRANSPORTS; t++) {
+    int ws_only = env_long("BENCH_WS_ONLY", 0) != 0;
+    for (int t = 0; t < N_TRANSPORTS && !ws_only; t++) {
         const char *bulk_name[2] = {"bulk 64 KiB writes", NULL};
         bulk(&XS, t, 0, bulk_bytes / 16); /* warm-up, discarded */
         bulk(&RAW, t, 0, bulk_bytes / 16);
@@ -2110,6 +2111,12 @@ int main(void) {
                                       target);
         run_rounds(full_name, TCP, &fp, 64, "kmsg/s", 1e3, 0);
         col_tag = COL_TAG;
+    }
+
+    if (ws_only) {
+        print_ws_table(ws_first, nrows);
+        printf("total time %.1f s\n", (double)(now_ns() - t_start) / 1e9);
+        return 0;
     }
 
     /* TLS: xsocket TLS against xsocket plain TCP, same rounds and medians. */
