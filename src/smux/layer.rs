@@ -580,7 +580,14 @@ impl SmuxLayer {
                     state.turns.retain(|x| *x != t);
                 }
                 let end = (sent + TURN_QUANTUM).min(data.len());
-                let n = state.core.write(*key, &data[sent..end]).map_err(stream_error)?;
+                let n = match state.core.write(*key, &data[sent..end]) {
+                    Ok(n) => n,
+                    Err(err) => {
+                        // Its turn taken but not used: the next in line goes.
+                        state.wake_all();
+                        return Err(stream_error(err));
+                    }
+                };
                 sent += n;
                 state.flush(transport);
                 if !state.turns.is_empty() {

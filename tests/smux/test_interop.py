@@ -73,9 +73,7 @@ class EchoServer:
         env = dict(os.environ)
         lib = str(ROOT / "target" / "release")
         env["LD_LIBRARY_PATH"] = lib + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
-        # Append mode: the server writes at the end whatever offset our reads
-        # (seek + read on the shared file description) leave behind.
-        self.log = tempfile.TemporaryFile(mode="a+b")
+        self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen([server_binary(), *self.args], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.log, env=env,
                                      start_new_session=True)
@@ -115,8 +113,9 @@ class EchoServer:
         return f"{scheme}://{self.address[0]}:{self.address[1]}"
 
     def stderr_text(self):
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-6000:]
+        # pread: the server writes at the file's shared offset, which a seek would move.
+        fd = self.log.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")[-6000:]
 
     def wait_log(self, text, timeout=TIMEOUT):
         deadline = time.monotonic() + timeout
