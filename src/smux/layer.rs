@@ -10,7 +10,8 @@
 //! thread's wake-up eventfd until a pump changes its stream. When the leader
 //! returns it wakes a follower to take over. Streams nobody reads only fill up to
 //! their window; the others go on. With no thread inside, the event thread's timer
-//! pumps the session now and then, sends PIN keepalives and checks the idle timeout.
+//! pumps the session now and then, sends PIN keepalives and checks the idle timeout;
+//! whenever the connection becomes writable the event thread writes what is queued.
 
 use std::{
     cell::RefCell,
