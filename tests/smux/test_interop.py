@@ -23,7 +23,6 @@ test_pin_answered_to_v2_never_sent_to_v1.
 
 import hashlib
 import os
-import select
 import shutil
 import socket
 import ssl
@@ -39,10 +38,12 @@ import pytest
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT / "tests" / "common"))
 sys.path.insert(0, str(ROOT / "python-bindings"))
 os.environ.setdefault("XSOCKET_LIB", str(ROOT / "target" / "release" / "libxsocket.so"))
 
 import smux_peer as P  # noqa: E402
+from server_process import ServerProcess  # noqa: E402
 import xsocket  # noqa: E402
 
 TIMEOUT = 10.0
@@ -64,34 +65,14 @@ def server_binary():
     return path
 
 
-class EchoServer:
+class EchoServer(ServerProcess):
     """One smux_echo_server process; stopped by closing its stdin."""
 
     def __init__(self, args, tls=None):
-        self.args = list(args)
         self.tls = tls  # an ssl.SSLContext for clients, with --tls
-        env = dict(os.environ)
-        lib = str(ROOT / "target" / "release")
-        env["LD_LIBRARY_PATH"] = lib + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
-        self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([server_binary(), *self.args], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self.log, env=env,
-                                     start_new_session=True)
-        line = b""
-        deadline = time.monotonic() + START_TIMEOUT
-        while not line.endswith(b"\n"):
-            ready, _, _ = select.select([self.proc.stdout], [], [], max(deadline - time.monotonic(), 0))
-            if not ready:
-                self.stop()
-                pytest.fail(f"smux_echo_server printed no address: {self.stderr_text()}")
-            chunk = os.read(self.proc.stdout.fileno(), 1)
-            if not chunk:
-                self.stop()
-                pytest.fail(f"smux_echo_server exited: {self.stderr_text()}")
-            line += chunk
-        kind, _, value = line.decode().strip().partition(" ")
-        self.address = ("127.0.0.1", int(value)) if kind == "port" else value
         self.sockets = []
+        super().__init__(server_binary(), args, START_TIMEOUT)
+        self.address = ("127.0.0.1", int(self.value)) if self.kind == "port" else self.value
 
     def raw(self):
         """A connected blocking socket (TLS-wrapped with --tls), for a Session."""
@@ -112,18 +93,8 @@ class EchoServer:
         scheme = "smux+tls" if self.tls is not None else "smux+tcp"
         return f"{scheme}://{self.address[0]}:{self.address[1]}"
 
-    def stderr_text(self):
-        # pread: the server writes at the file's shared offset, which a seek would move.
-        fd = self.log.fileno()
-        return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")[-6000:]
-
     def wait_log(self, text, timeout=TIMEOUT):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.stderr_text():
-                return True
-            time.sleep(0.05)
-        return False
+        return super().wait_log(text, timeout)
 
     def stop(self):
         for sock in self.sockets:
@@ -131,17 +102,8 @@ class EchoServer:
                 sock.close()
             except OSError:
                 pass
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait(timeout=5)
-        assert self.proc.returncode == 0, f"smux_echo_server: rc {self.proc.returncode}: {self.stderr_text()}"
+        rc = super().stop()
+        assert rc == 0, f"smux_echo_server: rc {rc}: {self.stderr_text()}"
 
 
 @pytest.fixture

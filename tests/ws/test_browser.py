@@ -14,6 +14,7 @@ import queue
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -23,6 +24,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "common"))
+
+from server_process import ServerProcess  # noqa: E402
+
 PAGE = Path(__file__).resolve().parent / "browser" / "index.html"
 RESULT_TIMEOUT = 60.0
 START_TIMEOUT = 10.0
@@ -45,42 +50,15 @@ def server_binary():
     return path
 
 
-class EchoServer:
-    def __init__(self, args, log_path):
-        env = dict(os.environ)
-        lib = str(ROOT / "target" / "release")
-        env["LD_LIBRARY_PATH"] = lib + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
-        self.log_path = log_path
-        self.log = open(log_path, "wb")
-        self.proc = subprocess.Popen([server_binary(), *args], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self.log, env=env,
-                                     start_new_session=True)
-        lines = queue.Queue()
-        threading.Thread(target=lambda: lines.put(self.proc.stdout.readline()), daemon=True).start()
-        try:
-            line = lines.get(timeout=START_TIMEOUT).decode()
-        except queue.Empty:
-            self.stop()
-            pytest.fail(f"ws_echo_server {args} printed nothing in {START_TIMEOUT} s: {self.stderr_text()}")
-        if not line.startswith("port "):
-            self.stop()
-            pytest.fail(f"ws_echo_server {args} printed {line!r}: {self.stderr_text()}")
-        self.port = int(line.split()[1])
+class EchoServer(ServerProcess):
+    """One ws_echo_server on a TCP port; stopped by closing its stdin."""
 
-    def stderr_text(self):
-        self.log.flush()
-        return Path(self.log_path).read_text(errors="replace")[-4000:]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.stdin.close()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
-        for f in (self.proc.stdin, self.proc.stdout, self.log):
-            f.close()
+    def __init__(self, args):
+        super().__init__(server_binary(), args, START_TIMEOUT)
+        if self.kind != "port":
+            self.stop()
+            pytest.fail(f"ws_echo_server {args} listens on {self.kind} {self.value}, not a port")
+        self.port = int(self.value)
 
 
 class PageServer:
@@ -165,7 +143,7 @@ def browser_case(tmp_path, server_args, scheme, chromium_flags=(), origins=None,
             origins = f"http://127.0.0.1:{page.port},http://localhost:{page.port}"
         if origins:
             args += ["--origins", origins]
-        server = EchoServer(args, tmp_path / "server.log")
+        server = EchoServer(args)
         url = f"http://127.0.0.1:{page.port}/index.html?port={server.port}&scheme={scheme}"
         if expect:
             url += f"&expect={expect}"
@@ -208,9 +186,9 @@ def test_browser_ws(tmp_path):
 
 
 def test_browser_origin_refused(tmp_path):
-    server_log = tmp_path / "server.log"
-    browser_case(tmp_path, [], "ws", origins="http://elsewhere.example", expect="refused", checks=1)
-    log = server_log.read_text(errors="replace")
+    server = browser_case(tmp_path, [], "ws", origins="http://elsewhere.example",
+                          expect="refused", checks=1)
+    log = server.stderr_text()
     assert "403" in log, f"the server did not log a 403 refusal: {log}"
 
 

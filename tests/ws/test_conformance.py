@@ -14,12 +14,11 @@ Every wait has a timeout: socket operations TIMEOUT seconds, server start START_
 import base64
 import hashlib
 import os
-import select
 import socket
 import ssl
 import struct
 import subprocess
-import tempfile
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -28,6 +27,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "common"))
+
+from server_process import ServerProcess  # noqa: E402
 TIMEOUT = 5.0
 START_TIMEOUT = 10.0
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -52,43 +54,17 @@ def server_binary():
 OPEN_SOCKETS = []
 
 
-class EchoServer:
+class EchoServer(ServerProcess):
     """One ws_echo_server process; stopped by closing its stdin."""
 
     def __init__(self, args):
-        self.args = list(args)
-        env = dict(os.environ)
-        lib = str(ROOT / "target" / "release")
-        env["LD_LIBRARY_PATH"] = lib + (":" + env["LD_LIBRARY_PATH"] if env.get("LD_LIBRARY_PATH") else "")
-        self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([server_binary(), *self.args], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self.log, env=env,
-                                     start_new_session=True)
-        line = b""
-        deadline = time.monotonic() + START_TIMEOUT
-        while not line.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            ready, _, _ = select.select([self.proc.stdout], [], [], max(left, 0))
-            if not ready:
-                self.stop()
-                pytest.fail(f"ws_echo_server {self.args} printed no address within "
-                            f"{START_TIMEOUT} s; stderr: {self.stderr_text()}")
-            chunk = os.read(self.proc.stdout.fileno(), 1)
-            if not chunk:
-                self.stop()
-                pytest.fail(f"ws_echo_server {self.args} exited before listening "
-                            f"(rc {self.proc.returncode}); stderr: {self.stderr_text()}")
-            line += chunk
-        kind, _, value = line.decode().strip().partition(" ")
-        if kind == "port":
-            self.family, self.address = socket.AF_INET, ("127.0.0.1", int(value))
-            self.port = int(value)
-        elif kind == "unix":
-            self.family, self.address = socket.AF_UNIX, value
-            self.port = None
+        super().__init__(server_binary(), args, START_TIMEOUT)
+        if self.kind == "port":
+            self.family, self.address = socket.AF_INET, ("127.0.0.1", int(self.value))
+            self.port = int(self.value)
         else:
-            self.stop()
-            pytest.fail(f"ws_echo_server printed {line!r}")
+            self.family, self.address = socket.AF_UNIX, self.value
+            self.port = None
 
     def connect_tcp(self):
         s = socket.socket(self.family, socket.SOCK_STREAM)
@@ -99,27 +75,11 @@ class EchoServer:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return s
 
-    def stderr_text(self):
-        if self.log.closed:
-            return "(stopped)"
-        # pread: the server writes at the file's shared offset, which a seek would move.
-        fd = self.log.fileno()
-        return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")[-4000:]
-
-    def alive(self):
-        return self.proc.poll() is None
+    def stderr_text(self, limit=4000):
+        return super().stderr_text(limit)
 
     def stop(self):
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, 9)
-                self.proc.wait(timeout=5)
+        super().stop()
         for f in (self.proc.stdin, self.proc.stdout, self.log):
             try:
                 f.close()
