@@ -4,6 +4,7 @@ non-blocking calls, poll, many streams, the window, session end, probes, options
 (SmuxConfig) and smux over TLS (certificates made with the openssl command line).
 Loopback only; every wait is bounded (helpers.WAIT)."""
 
+import contextlib
 import errno
 import os
 import shutil
@@ -339,10 +340,10 @@ def test_poll_reports_pollhup_unasked_when_the_session_is_lost():
                 assert ready[0][1] & xsocket.POLLHUP, ready
 
 
-def test_poll_reports_no_pollout_while_the_window_is_full():
-    """A stream whose window is used up is not writable: xs_poll must not report
-    POLLOUT (else every poll-driven writer spins), and sendall with a timeout waits
-    without burning the CPU."""
+@contextlib.contextmanager
+def stream_pair():
+    """A session pair over loopback TCP and one stream on it: (the stream, the peer's
+    end of it); all closed after."""
     with xsocket.listen("smux+tcp://127.0.0.1:0") as listener:
         listener.settimeout(WAIT)
         with xsocket.dial(f"smux+tcp://127.0.0.1:{listener.getsockname()[1]}", timeout=WAIT) as client:
@@ -351,40 +352,41 @@ def test_poll_reports_no_pollout_while_the_window_is_full():
                 server.settimeout(WAIT)
                 peer, _ = server.accept()
                 with peer:
-                    stream.setblocking(False)
-                    assert stream.send(bytes(2 * WINDOW)) == WINDOW  # one window, no more
-                    with pytest.raises(BlockingIOError):
-                        stream.send(b"x")
-                    assert xsocket.poll([(stream, xsocket.POLLOUT)], 0.2) == []
-                    stream.settimeout(0.5)
-                    cpu = time.process_time()
-                    with pytest.raises(TimeoutError):
-                        stream.sendall(b"more")
-                    assert time.process_time() - cpu < 0.25
-                    # Reading on the other side opens the window again.
-                    peer.settimeout(WAIT)
-                    got = 0
-                    while got < WINDOW:
-                        got += len(peer.recv(1 << 20))
-                    assert xsocket.poll([(stream, xsocket.POLLOUT)], WAIT) == [(stream, xsocket.POLLOUT)]
+                    yield stream, peer
+
+
+def test_poll_reports_no_pollout_while_the_window_is_full():
+    """A stream whose window is used up is not writable: xs_poll must not report
+    POLLOUT (else every poll-driven writer spins), and sendall with a timeout waits
+    without burning the CPU."""
+    with stream_pair() as (stream, peer):
+        stream.setblocking(False)
+        assert stream.send(bytes(2 * WINDOW)) == WINDOW  # one window, no more
+        with pytest.raises(BlockingIOError):
+            stream.send(b"x")
+        assert xsocket.poll([(stream, xsocket.POLLOUT)], 0.2) == []
+        stream.settimeout(0.5)
+        cpu = time.process_time()
+        with pytest.raises(TimeoutError):
+            stream.sendall(b"more")
+        assert time.process_time() - cpu < 0.25
+        # Reading on the other side opens the window again.
+        peer.settimeout(WAIT)
+        got = 0
+        while got < WINDOW:
+            got += len(peer.recv(1 << 20))
+        assert xsocket.poll([(stream, xsocket.POLLOUT)], WAIT) == [(stream, xsocket.POLLOUT)]
 
 
 def test_send_timeout_returns_what_was_handed_over():
     """SO_SNDTIMEO-style: a blocking send bounded by the timeout returns the bytes that
     went out (one window), not an error."""
-    with xsocket.listen("smux+tcp://127.0.0.1:0") as listener:
-        listener.settimeout(WAIT)
-        with xsocket.dial(f"smux+tcp://127.0.0.1:{listener.getsockname()[1]}", timeout=WAIT) as client:
-            server, _ = listener.accept()
-            with server, client.open_stream() as stream:
-                server.settimeout(WAIT)
-                peer, _ = server.accept()
-                with peer:
-                    stream.setsockopt(xsocket.SOL_SOCKET, xsocket.SO_SNDTIMEO,
-                                      struct.pack("@ll", 0, 300_000))
-                    started = time.monotonic()
-                    assert stream.send(bytes(2 * WINDOW)) == WINDOW
-                    assert time.monotonic() - started < 1.5
+    with stream_pair() as (stream, peer):
+        stream.setsockopt(xsocket.SOL_SOCKET, xsocket.SO_SNDTIMEO,
+                          struct.pack("@ll", 0, 300_000))
+        started = time.monotonic()
+        assert stream.send(bytes(2 * WINDOW)) == WINDOW
+        assert time.monotonic() - started < 1.5
 
 
 def test_many_streams(echo_server):
